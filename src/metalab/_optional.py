@@ -1,0 +1,34 @@
+"""Lazy imports of optional dependencies with an install hint. Imports errors.
+
+``import metalab`` costs the standard library only; a feature that needs numpy,
+torch, pandas or rich imports it through :func:`require` at the moment it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from metalab.errors import MissingDependencyError
+
+
+def require(module: str, *, feature: str, extra: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra.
+
+    >>> require("json", feature="demo", extra="numpy").__name__
+    'json'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{feature}: {module} is not installed; pip install 'metalab[{extra}]'."
+        ) from exc
+
+
+def optional(module: str) -> ModuleType | None:
+    """Import ``module`` if it is installed, else return None (for best-effort features)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None

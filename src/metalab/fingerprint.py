@@ -1,0 +1,185 @@
+r"""Canonical encoding, SHA-256 fingerprints and run IDs. Imports errors only.
+
+Everything metalab identifies (parameter cases, contexts, seed bundles, runs) is
+identified by the SHA-256 of one canonical byte encoding, defined here and nowhere
+else. The rules are part of the storage format: changing any of them changes every
+run ID, so they are pinned by golden tests.
+
+The encoding of a value ``v`` is the ASCII text of a JSON document built as follows.
+
+=====================================  ==============================================
+value                                  encoded as
+=====================================  ==============================================
+``None``, ``True``, ``False``          ``null``, ``true``, ``false``
+``int`` (not ``bool``)                 decimal integer: ``1``
+finite ``float``                       Python's shortest round-trip ``repr``: ``1.0``,
+                                       ``1e+16``, ``-0.0`` (always has ``.`` or ``e``,
+                                       so ``1``, ``1.0`` and ``True`` all differ)
+``nan``, ``inf``, ``-inf``             ``{"$float":"nan"}``, ``{"$float":"inf"}``,
+                                       ``{"$float":"-inf"}``
+``str``                                JSON string, non-ASCII as ``\uXXXX`` escapes
+``list``, ``tuple``                    JSON array (a tuple encodes like the equal
+                                       list: manifests travel as JSON, which has none)
+``dict`` / mapping with ``str`` keys   JSON object, keys sorted by code point; a key
+                                       starting with ``$`` gets one more ``$`` in
+                                       front, so user keys never look like the tagged
+                                       forms in this table
+``set``, ``frozenset``                 ``{"$set":[...]}``, elements sorted by their
+                                       own encoding
+``bytes``                              ``{"$bytes":"<lowercase hex>"}``
+NumPy scalar (``np.float64`` ...)      the equal Python value (``.item()``); numpy
+                                       is never imported to recognise one
+anything else                          :class:`~metalab.errors.FingerprintError`
+=====================================  ==============================================
+
+The JSON text has no whitespace (separators ``,`` and ``:``). It depends neither on
+dict insertion order, nor on ``PYTHONHASHSEED``, nor on the platform: Python's float
+``repr`` is correctly rounded everywhere, and ``hash()`` is never used.
+
+>>> canonical({"b": 1, "a": [1.0, True, None]})
+b'{"a":[1.0,true,null],"b":1}'
+>>> fingerprint({"a": 1}) == fingerprint({"a": 1.0})
+False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from metalab.errors import FingerprintError
+
+__all__ = ["RUN_ID_HEX_DIGITS", "canonical", "check_encodable", "fingerprint", "run_id"]
+
+#: Hex digits kept in a run ID: 128 bits, so that even 10^9 runs in one store
+#: collide with probability about 1.5e-21 (64 bits would give 2.7%).
+RUN_ID_HEX_DIGITS = 32
+
+_RUN_ID_SCHEME = "metalab.run_id/1"
+
+_ALLOWED = (
+    "None, bool, int, float, str, list, tuple, dict with str keys, set, frozenset, "
+    "bytes and NumPy scalars"
+)
+
+_NONFINITE = {"nan": {"$float": "nan"}, "inf": {"$float": "inf"}, "-inf": {"$float": "-inf"}}
+
+_DUMPS = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, sort_keys=True, separators=(",", ":")
+).encode
+
+
+def _normalise(value: Any, where: str) -> Any:
+    """Return ``value`` as a tree of plain JSON types following the module's rules."""
+    # Exact type checks first: they cover nearly every parameter and are the fast path.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else _NONFINITE[repr(value)]
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _normalise(float(value), where)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return [_normalise(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise FingerprintError(
+                    f"fingerprint: {where} has a key {key!r} of type {type(key).__name__}; "
+                    f"keys must be str. Convert the key, e.g. str({key!r})."
+                )
+            out["$" + key if key.startswith("$") else str(key)] = _normalise(
+                item, f"{where}[{key!r}]"
+            )
+        return out
+    if isinstance(value, set | frozenset):
+        items = [_normalise(item, f"{where}{{...}}") for item in value]
+        return {"$set": sorted(items, key=_DUMPS)}
+    if isinstance(value, bytes):
+        return {"$bytes": value.hex()}
+    if kind.__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return _normalise(value.item(), where)
+    raise FingerprintError(
+        f"fingerprint: cannot encode {where} = {value!r:.80} of type {kind.__name__}; "
+        f"allowed: {_ALLOWED}. Convert it to one of those first "
+        f"(an array: .tolist(); an object: a dict of its fields)."
+    )
+
+
+def canonical(value: Any, *, where: str = "value") -> bytes:
+    r"""Return the canonical encoding of ``value`` (ASCII bytes; rules in the module doc).
+
+    ``where`` names the value in error messages, e.g. ``"params"``.
+
+    >>> canonical({"x": float("inf"), "$k": b"\x01"})
+    b'{"$$k":{"$bytes":"01"},"x":{"$float":"inf"}}'
+    """
+    return _DUMPS(_normalise(value, where)).encode("ascii")
+
+
+def fingerprint(value: Any, *, where: str = "value") -> str:
+    """Return the SHA-256 of ``canonical(value)`` as 64 lowercase hex digits.
+
+    >>> fingerprint([])
+    '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945'
+    """
+    return hashlib.sha256(canonical(value, where=where)).hexdigest()
+
+
+def check_encodable(value: Any, *, where: str) -> None:
+    """Raise :class:`FingerprintError` unless ``value`` has a canonical encoding.
+
+    Constructors call this so that a bad value fails when it is declared, not in
+    the middle of a sweep.
+    """
+    _normalise(value, where)
+
+
+def run_id(
+    *,
+    experiment: str,
+    version: str,
+    context: str,
+    params: str,
+    seeds: str,
+) -> str:
+    """Return the run ID: 32 hex digits of SHA-256 over the run's identity.
+
+    ``context``, ``params`` and ``seeds`` are the fingerprints of the context, the
+    parameter case and the seed bundle. The ID is the first :data:`RUN_ID_HEX_DIGITS`
+    hex digits of ``fingerprint`` of the mapping ``{"context": ..., "experiment": ...,
+    "params": ..., "scheme": "metalab.run_id/1", "seeds": ..., "version": ...}``.
+
+    >>> len(run_id(experiment="pi", version="0.1", context="c", params="p", seeds="s"))
+    32
+    """
+    for name, text in (
+        ("experiment", experiment),
+        ("version", version),
+        ("context", context),
+        ("params", params),
+        ("seeds", seeds),
+    ):
+        if not isinstance(text, str):
+            raise FingerprintError(
+                f"run_id({name}={text!r}): {name} must be a str, got {type(text).__name__}."
+            )
+    identity = {
+        "context": context,
+        "experiment": experiment,
+        "params": params,
+        "scheme": _RUN_ID_SCHEME,
+        "seeds": seeds,
+        "version": version,
+    }
+    return fingerprint(identity)[:RUN_ID_HEX_DIGITS]

@@ -1,0 +1,1 @@
+raise ImportError("rich is hidden by tests/shadow for this test")
