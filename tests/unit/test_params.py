@@ -13,8 +13,6 @@ import json
 import math
 import pickle
 import random
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import metalab
+import strategies as sts  # tests/ is on sys.path: tests/conftest.py is rootdir-relative
 from metalab import (
     CaseIndexError,
     GridSource,
@@ -32,14 +31,6 @@ from metalab import (
     ParamCase,
     RandomSource,
 )
-
-# tests/ has no __init__.py, so make the shared strategies module importable
-# however pytest is started (``pytest`` or ``python -m pytest``, from any folder).
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-import strategies as sts  # noqa: E402
 
 PROPERTY = settings(max_examples=60, deadline=None)
 
@@ -936,3 +927,49 @@ def test_numpy_scalar_grid_manifest_is_json_serialisable() -> None:
     source = metalab.grid(x=[np.int64(1), np.float64(2.5), np.bool_(False)])
     manifest = json.loads(json.dumps(source.to_manifest_dict()))
     assert manifest["spec"] == {"x": [1, 2.5, False]}
+
+
+def test_random_space_with_a_distribution_class_instead_of_instance_is_rejected():
+    with pytest.raises(InvalidTypeError, match="Uniform"):
+        metalab.random({"x": metalab.Uniform}, n_trials=1, seed=0)
+
+
+def test_custom_distribution_numpy_draws_come_out_as_python_floats():
+    class NumpyDraw:
+        def sample(self, rng: random.Random) -> Any:
+            return np.float64(rng.random())
+
+        def to_manifest_dict(self) -> dict[str, Any]:
+            return {"type": "NumpyDraw"}
+
+    value = metalab.random({"x": NumpyDraw()}, n_trials=1, seed=0)[0]["x"]
+    assert type(value) is float
+
+
+def test_incomplete_distribution_manifest_names_the_missing_field():
+    manifest = {"type": "RandomSource", "n_trials": 1, "seed": 0}
+    manifest["space"] = {"x": {"type": "Uniform", "low": 0}}
+    with pytest.raises(InvalidArgumentError, match="'high'"):
+        metalab.source_from_manifest(manifest)
+
+
+def test_uniform_range_that_overflows_is_rejected():
+    with pytest.raises(InvalidArgumentError, match="overflows"):
+        metalab.uniform(-1.7e308, 1.7e308)
+
+
+def test_registering_a_second_class_under_a_builtin_name_is_rejected():
+    class Choice:
+        def sample(self, rng: random.Random) -> int:
+            return 0
+
+        def to_manifest_dict(self) -> dict[str, Any]:
+            return {"type": "Choice"}
+
+        @classmethod
+        def from_manifest_dict(cls, manifest: dict[str, Any]) -> Choice:
+            return cls()
+
+    with pytest.raises(InvalidArgumentError, match="rename the class"):
+        metalab.register_distribution(Choice)
+    assert metalab.choice([1]).to_manifest_dict()["options"] == [1]

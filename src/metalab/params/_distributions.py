@@ -81,6 +81,16 @@ def register_distribution(cls: type) -> type:
             f"a distribution needs sample(rng), to_manifest_dict() and the classmethod "
             f"from_manifest_dict(manifest)."
         )
+    known = _REGISTRY.get(cls.__name__)
+    if known is not None and (known.__module__, known.__qualname__) != (
+        cls.__module__,
+        cls.__qualname__,
+    ):
+        raise InvalidArgumentError(
+            f"register_distribution({cls.__module__}.{cls.__qualname__}): the manifest type "
+            f"{cls.__name__!r} already names {known.__module__}.{known.__qualname__}; "
+            f"rename the class."
+        )
     _REGISTRY[cls.__name__] = cls
     return cls
 
@@ -95,7 +105,13 @@ def distribution_from_manifest(manifest: dict[str, Any], *, where: str = "space"
             f"{', '.join(sorted(_REGISTRY))}. Register a custom one with "
             f"metalab.register_distribution before loading its manifest."
         )
-    return cls.from_manifest_dict(manifest)
+    try:
+        return cls.from_manifest_dict(manifest)
+    except KeyError as missing:
+        raise InvalidArgumentError(
+            f"{where}: the {kind} manifest {manifest!r:.120} lacks the field {missing}; "
+            f"write it with {kind}.to_manifest_dict()."
+        ) from None
 
 
 def _check_bounds(name: str, low: Any, high: Any, *, integer: bool, positive: bool) -> None:
@@ -113,6 +129,10 @@ def _check_bounds(name: str, low: Any, high: Any, *, integer: bool, positive: bo
         fix = "swap them" if low > high else "use choice([value]) for a constant"
         raise InvalidArgumentError(
             f"{where}: low must be below high (got low={low!r}, high={high!r}); {fix}."
+        )
+    if not math.isfinite(high - low):  # rng.uniform would draw inf
+        raise InvalidArgumentError(
+            f"{where}: high - low overflows a float; narrow the range or use loguniform."
         )
 
 

@@ -14,12 +14,21 @@ from typing import Any
 
 from metalab._validate import check_int
 from metalab.errors import InvalidArgumentError, InvalidTypeError
-from metalab.params._base import ParamCase, ParamSource
-from metalab.params._distributions import Distribution, distribution_from_manifest
+from metalab.params._base import ParamCase, ParamSource, plain_value
+from metalab.params._distributions import (
+    Choice,
+    Distribution,
+    LogUniform,
+    LogUniformInt,
+    RandInt,
+    Uniform,
+    distribution_from_manifest,
+)
 
 __all__ = ["RandomSource", "random"]
 
 _INDEX_STRIDE = 1_000_000_007
+_BUILTIN = frozenset({Choice, LogUniform, LogUniformInt, RandInt, Uniform})
 
 
 class RandomSource(ParamSource):
@@ -40,7 +49,7 @@ class RandomSource(ParamSource):
         for key, dist in space.items():
             if not isinstance(key, str):
                 raise InvalidTypeError(f"random(space): parameter name {key!r} must be a str.")
-            if not isinstance(dist, Distribution):
+            if isinstance(dist, type) or not isinstance(dist, Distribution):
                 raise InvalidTypeError(
                     f"random(space[{key!r}]={dist!r:.80}): not a distribution; use "
                     f"metalab.uniform, loguniform, loguniform_int, randint or choice, or an "
@@ -48,6 +57,9 @@ class RandomSource(ParamSource):
                 )
         self._keys = tuple(sorted(space))
         self._dists = tuple(space[key] for key in self._keys)
+        # Built-in draws are plain Python values already; a custom one may return, say,
+        # np.float64, which is converted so operations always get plain values.
+        self._custom = tuple(type(d) not in _BUILTIN for d in self._dists)
         self._n_trials = check_int("random", "n_trials", n_trials, minimum=0)
         self._seed = check_int("random", "seed", seed, minimum=0, below=2**64)
 
@@ -56,7 +68,10 @@ class RandomSource(ParamSource):
 
     def _case(self, position: int) -> ParamCase:
         rng = _stdlib_random.Random(self._seed * _INDEX_STRIDE + position)
-        params = {key: dist.sample(rng) for key, dist in zip(self._keys, self._dists, strict=True)}
+        params = {}
+        for key, dist, custom in zip(self._keys, self._dists, self._custom, strict=True):
+            value = dist.sample(rng)
+            params[key] = plain_value(value, f"{dist!r:.60}.sample()") if custom else value
         return ParamCase(params, position, (f"trial_{position}",))
 
     def __repr__(self) -> str:
