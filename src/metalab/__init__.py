@@ -10,12 +10,15 @@ numpy, torch and the other extras are imported by the feature that needs them.
 >>> len(plan) * len(params)
 6
 
-Note that ``metalab.seeds`` is the factory function; the module of the same name is
-reached with ``from metalab.seeds import SeedBundle``.
+``metalab.seeds`` and ``metalab.operation`` are the factory and the decorator; the
+modules of the same names are reached with ``from metalab.seeds import SeedBundle``.
 """
 
 from __future__ import annotations
 
+from metalab._version import __version__
+from metalab.capture import Capture
+from metalab.context import DirPath, FilePath, context_spec
 from metalab.errors import (
     CaseIndexError,
     FingerprintError,
@@ -24,7 +27,12 @@ from metalab.errors import (
     MetalabError,
     MissingDependencyError,
 )
+from metalab.executors import Executor, ProcessExecutor, SerialExecutor, ThreadExecutor
+from metalab.experiment import Experiment
 from metalab.fingerprint import canonical, fingerprint, run_id
+
+# Imported last: each rebinds a name that its own submodule's import set to the module.
+from metalab.operation import Operation, Runtime, operation
 from metalab.params import (
     Choice,
     Distribution,
@@ -48,14 +56,23 @@ from metalab.params import (
     source_from_manifest,
     uniform,
 )
+from metalab.record import ArtifactRef, RunRecord
+from metalab.results import Results, Run, load_results
+from metalab.runner import run
 from metalab.seeds import SeedBundle, SeedPlan, seed_everything, seeded, seeds
-
-__version__ = "0.2.0.dev0"
+from metalab.store import FileStore, Store
 
 __all__ = [
+    "ArtifactRef",
+    "Capture",
     "CaseIndexError",
     "Choice",
+    "DirPath",
     "Distribution",
+    "Executor",
+    "Experiment",
+    "FilePath",
+    "FileStore",
     "FingerprintError",
     "GridSource",
     "InvalidArgumentError",
@@ -65,24 +82,37 @@ __all__ = [
     "ManualSource",
     "MetalabError",
     "MissingDependencyError",
+    "Operation",
     "ParamCase",
     "ParamSource",
+    "ProcessExecutor",
     "RandInt",
     "RandomSource",
+    "Results",
+    "Run",
+    "RunRecord",
+    "Runtime",
     "SeedBundle",
     "SeedPlan",
+    "SerialExecutor",
+    "Store",
+    "ThreadExecutor",
     "Uniform",
     "__version__",
     "canonical",
     "choice",
+    "context_spec",
     "fingerprint",
     "grid",
+    "load_results",
     "loguniform",
     "loguniform_int",
     "manual",
+    "operation",
     "randint",
     "random",
     "register_distribution",
+    "run",
     "run_id",
     "seed_everything",
     "seeded",

@@ -1,0 +1,175 @@
+"""Operations: the user's function, and what it asks to receive. Imports errors only.
+
+An operation is a function whose parameter *names* choose what the runner passes:
+
+===========  ==============================================================
+``params``   the run's :class:`~metalab.params.ParamCase` (a read-only mapping)
+``seeds``    its :class:`~metalab.seeds.SeedBundle`
+``capture``  its :class:`~metalab.capture.Capture` (metrics, artifacts, logs)
+``context``  the experiment's context (shared, read-only)
+``runtime``  its :class:`Runtime` (run ID, attempt, worker, output folder, logger)
+===========  ==============================================================
+
+Any other name is refused when the operation is declared, not mid-sweep. A
+``**kwargs`` parameter receives all five.
+
+>>> @operation(name="pi", version="0.1")
+... def estimate(params, seeds):
+...     return None
+>>> estimate.name, estimate.version, estimate.wants
+('pi', '0.1', ('params', 'seeds'))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, overload
+
+from metalab.errors import InvalidArgumentError, InvalidTypeError
+
+__all__ = ["ARGUMENTS", "Operation", "Runtime", "operation"]
+
+#: The names an operation's parameters may have.
+ARGUMENTS = ("params", "seeds", "capture", "context", "runtime")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """Facts about the run in progress, for an operation that asks for ``runtime``.
+
+    Attributes:
+        run_id: The run's stable ID.
+        attempt: 1 for the first try, 2 for the first retry, ...
+        worker: ``host:pid:thread`` of the worker running it.
+        output_dir: A folder of its own; every file left at its top level when the
+            operation returns is kept as an artifact (kind ``file``) named by its file name.
+        logger: A ``logging.Logger`` whose records go to the run's log.
+
+    """
+
+    run_id: str
+    attempt: int
+    worker: str
+    output_dir: Path
+    logger: logging.Logger
+
+
+class Operation:
+    """A user function plus its name, version, wanted arguments and source hash.
+
+    Build one with :func:`operation`; call it through :meth:`invoke`.
+    """
+
+    __slots__ = ("code_sha256", "func", "name", "version", "wants")
+
+    def __init__(self, func: Callable[..., Any], name: str | None = None, version: str = "0"):
+        if not callable(func):
+            raise InvalidTypeError(
+                f"operation({func!r:.80}): an operation must be a function, "
+                f"got {type(func).__name__}."
+            )
+        self.func = func
+        self.name = _check_label("name", func.__name__ if name is None else name)
+        self.version = _check_label("version", version)
+        self.wants = _wanted_arguments(func, self.name)
+        self.code_sha256 = _source_sha256(func)
+
+    def invoke(self, **available: Any) -> Any:
+        """Call the function with the subset of ``available`` it asked for."""
+        if self.wants == ARGUMENTS:
+            return self.func(**available)
+        return self.func(**{name: available[name] for name in self.wants})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, as if it were not decorated (handy in tests)."""
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Operation(name={self.name!r}, version={self.version!r}, wants={self.wants})"
+
+    def to_manifest_dict(self) -> dict[str, Any]:
+        """Return name, version, source hash and where the function is defined."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "code_sha256": self.code_sha256,
+            "module": getattr(self.func, "__module__", None),
+            "qualname": getattr(self.func, "__qualname__", None),
+        }
+
+
+@overload
+def operation(func: Callable[..., Any], /) -> Operation: ...
+
+
+@overload
+def operation(
+    *, name: str | None = None, version: str = "0"
+) -> Callable[[Callable[..., Any]], Operation]: ...
+
+
+def operation(
+    func: Callable[..., Any] | None = None, /, *, name: str | None = None, version: str = "0"
+) -> Operation | Callable[[Callable[..., Any]], Operation]:
+    """Declare an operation: ``@operation`` or ``@operation(name=..., version=...)``.
+
+    ``name`` defaults to the function's name. Raises at once if the function asks for
+    an argument other than ``params``, ``seeds``, ``capture``, ``context``, ``runtime``.
+    """
+    if func is not None:
+        return Operation(func, name=name, version=version)
+    return lambda f: Operation(f, name=name, version=version)
+
+
+def _check_label(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidTypeError(
+            f"operation({field}={value!r}): {field} must be a non-empty str, "
+            f"e.g. {field}={str(value)!r}."
+        )
+    return value
+
+
+def _wanted_arguments(func: Callable[..., Any], name: str) -> tuple[str, ...]:
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise InvalidTypeError(
+            f"operation {name!r}: cannot read the function's signature ({exc}); "
+            f"wrap it in a def that takes some of {', '.join(ARGUMENTS)}."
+        ) from None
+    wants = []
+    for parameter in signature.parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            return ARGUMENTS
+        if parameter.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL):
+            raise InvalidArgumentError(
+                f"operation {name!r}: parameter {parameter.name!r} cannot be passed by name; "
+                f"metalab passes arguments by name, so drop '/' or '*args'."
+            )
+        if parameter.name not in ARGUMENTS:
+            if parameter.default is not inspect.Parameter.empty:
+                continue  # the function's own default applies
+            raise InvalidArgumentError(
+                f"operation {name!r} asks for {parameter.name!r}, which metalab does not "
+                f"provide; an operation may ask for: {', '.join(ARGUMENTS)}. Read "
+                f"parameter values from params[{parameter.name!r}]."
+            )
+        wants.append(parameter.name)
+    return tuple(wants)
+
+
+def _source_sha256(func: Callable[..., Any]) -> str:
+    """SHA-256 of the function's source text, or of its bytecode when there is no source."""
+    try:
+        text = textwrap.dedent(inspect.getsource(func)).encode("utf-8")
+    except (OSError, TypeError):  # defined in a REPL, or a builtin
+        code = getattr(func, "__code__", None)
+        text = code.co_code if code is not None else repr(func).encode("utf-8")
+    return hashlib.sha256(text).hexdigest()

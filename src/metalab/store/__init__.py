@@ -1,0 +1,57 @@
+"""Stores: where an experiment's manifest, run records and artifacts are kept.
+
+Imports errors, record and its own modules. :class:`Store` (in ``_base``) is the
+contract; :class:`FileStore` is the default backend; :func:`open_store` turns what a
+user passes as ``store=`` into a store.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from metalab.errors import InvalidArgumentError, InvalidTypeError
+from metalab.store._base import Store, StoreWarning
+from metalab.store.file import FileStore
+
+__all__ = ["FileStore", "Store", "StoreWarning", "open_store"]
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
+def open_store(target: str | os.PathLike[str] | Store) -> Store:
+    """Return the store ``target`` names: a Store as is, a folder path as a FileStore.
+
+    >>> import tempfile
+    >>> type(open_store(tempfile.mkdtemp())).__name__
+    'FileStore'
+    """
+    if isinstance(target, Store):
+        return target
+    if isinstance(target, str):
+        scheme, separator, _ = target.partition("://")
+        if separator and scheme.lower() in _POSTGRES_SCHEMES:
+            raise InvalidArgumentError(
+                f"open_store({_redacted(target)!r}): the PostgreSQL store is not available "
+                f"yet; pass a folder path (a FileStore) for now."
+            )
+        if separator and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+            raise InvalidArgumentError(
+                f"open_store({_redacted(target)!r}): unknown store URL scheme {scheme!r}; "
+                f"pass a folder path, or a Store instance."
+            )
+    if isinstance(target, str | os.PathLike):
+        return FileStore(target)
+    raise InvalidTypeError(
+        f"open_store(target={target!r:.80}): must be a folder path (str or os.PathLike) or "
+        f"a Store, got {type(target).__name__}."
+    )
+
+
+def _redacted(url: str) -> str:
+    """Hide a password in ``url`` (``scheme://user:secret@host``), which must not be echoed."""
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.partition(':')[0]}:***@{host}"

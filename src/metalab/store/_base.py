@@ -1,0 +1,93 @@
+"""The store contract every backend keeps. Imports errors and record.
+
+A store holds one experiment: its manifest, its run records and the artifacts the
+records name. Guarantees every backend owes (the contract tests check them):
+
+- Durable on return: when ``put_record`` returns, a kill -9 of this process loses
+  nothing of that record (it is with the kernel); ``flush()`` (called at the end of a
+  sweep and on interrupt) also survives power loss.
+- Never half a record: a reader sees a record whole or not at all; a torn record
+  (crash mid-write) is skipped with a ``StoreWarning`` and its run is re-run on resume.
+- Many writers: any number of processes, on one machine or several sharing a
+  filesystem, may call ``put_record``/``put_artifact`` on one store at once.
+- Artifacts before records: ``put_artifact`` returns only once the artifact is
+  complete under its final name, so a record never names a missing file.
+- Picklable: a store pickles as its location; the copy in a worker process opens its
+  own files on first use.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from metalab.record import ArtifactRef, RunRecord
+
+__all__ = ["Store", "StoreWarning"]
+
+
+class StoreWarning(UserWarning):
+    """Something in a store was skipped or repaired on read (e.g. a torn last record)."""
+
+
+class Store(abc.ABC):
+    """Base class of stores; see the module docstring for the guarantees."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """Where the store lives, for messages (a path or a URL)."""
+
+    @abc.abstractmethod
+    def read_manifest(self) -> dict[str, Any] | None:
+        """Return the experiment manifest last written, or None for an empty store."""
+
+    @abc.abstractmethod
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        """Save the experiment manifest (atomically; earlier ones are kept as history)."""
+
+    @abc.abstractmethod
+    def put_artifact(
+        self, run_id: str, name: str, filename: str, data: bytes | Path, *, kind: str
+    ) -> ArtifactRef:
+        """Store ``data`` (bytes, or a file to copy) as ``filename`` of run ``run_id``."""
+
+    @abc.abstractmethod
+    def put_record(self, record: RunRecord) -> None:
+        """Append ``record``; durable against kill -9 when this returns."""
+
+    @abc.abstractmethod
+    def put_experiment_file(self, filename: str, data: bytes) -> str:
+        """Store a file about the whole experiment (e.g. a git diff); return its path."""
+
+    @abc.abstractmethod
+    def records(self) -> Iterator[RunRecord]:
+        """Yield the current record of every run.
+
+        The current record is the one with the highest ``attempt`` (a retry or an
+        ``overwrite`` re-run supersedes what came before); among equal attempts (two
+        writers racing on one run) a success beats a failure, then the latest
+        ``finished_at`` wins.
+        """
+
+    @abc.abstractmethod
+    def done_ids(self) -> set[str]:
+        """Return the run IDs whose current record is a success."""
+
+    @abc.abstractmethod
+    def artifact_path(self, ref: ArtifactRef) -> Path:
+        """Return a local path from which the artifact's bytes can be read."""
+
+    @abc.abstractmethod
+    def read_file(self, path: str) -> bytes:
+        """Return the bytes of a file a record names (``steps``, ``logs``, ...)."""
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Make every record written so far survive power loss."""
+
+    def close(self) -> None:
+        """Flush and release files or connections; the store can be used again after."""
+        self.flush()

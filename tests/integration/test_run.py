@@ -1,0 +1,274 @@
+"""metalab.run end to end: the π example, executors, resume, failures, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import metalab
+from metalab.errors import InvalidArgumentError, InvalidTypeError
+
+
+@metalab.operation(name="pi_mc", version="0.1")
+def estimate_pi(params, seeds, capture):
+    n = params["n_samples"]
+    rng = seeds.numpy()
+    x, y = rng.random(n), rng.random(n)
+    capture.metric("pi_estimate", 4.0 * (x**2 + y**2 <= 1).mean())
+
+
+def pi_experiment(**overrides):
+    spec = dict(
+        name="pi_mc",
+        version="0.1",
+        context={},
+        operation=estimate_pi,
+        params=metalab.grid(n_samples=[1000, 10000, 100000]),
+        seeds=metalab.seeds(base=42, replicates=3),
+    )
+    spec.update(overrides)
+    return metalab.Experiment(**spec)
+
+
+@metalab.operation(name="counted", version="1")
+def counted(params, seeds, capture, context):
+    # Appends one line per execution, so tests count executions, not just outputs.
+    with open(context["log"], "a") as log:
+        log.write(f"{params['x']} {seeds.replicate_index}\n")
+    if params["x"] == context.get("fail_x"):
+        raise ValueError(f"x={params['x']} is bad")
+    capture.metric("y", params["x"] * 10 + seeds.rng().random())
+
+
+def counted_experiment(tmp_path: Path, **context):
+    log = tmp_path / "executions.log"
+    return (
+        metalab.Experiment(
+            name="counted",
+            version="1",
+            context={"log": str(log), **context},
+            operation=counted,
+            params=metalab.grid(x=[1, 2, 3, 4]),
+            seeds=metalab.seeds(base=7, replicates=2),
+        ),
+        log,
+    )
+
+
+def executions(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_pi_example_runs_nine_runs_with_stable_numbers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = metalab.run(pi_experiment())
+    assert (tmp_path / "runs" / "pi_mc").is_dir()
+    assert len(result) == 9
+    assert all(run.status == "success" for run in result)
+    rows = result.table()
+    assert [(row["n_samples"], row["replicate_index"]) for row in rows][:4] == [
+        (1000, 0),
+        (1000, 1),
+        (1000, 2),
+        (10000, 0),
+    ]
+    # The same numbers as the seeds-only demo: SeedBundle(42, 0).numpy() on 1000 points.
+    assert rows[0]["pi_estimate"] == 3.064
+    assert abs(rows[-1]["pi_estimate"] - 3.14159) < 0.02
+
+
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_executors_give_bit_identical_metrics_to_serial(tmp_path, executor):
+    serial = metalab.run(pi_experiment(), store=tmp_path / "serial")
+    other = metalab.run(pi_experiment(), store=tmp_path / executor, executor=executor)
+    assert [r.run_id for r in other] == [r.run_id for r in serial]
+    assert [r.metrics for r in other] == [r.metrics for r in serial]
+
+
+def test_resume_skips_done_runs_and_retries_failures(tmp_path):
+    exp, log = counted_experiment(tmp_path, fail_x=3)
+    first = metalab.run(exp, store=tmp_path / "store")
+    assert len(executions(log)) == 8
+    assert len(first.successful) == 6 and len(first.failed) == 2
+    failure = first.failed[0]
+    assert failure.error["type"] == "ValueError"
+    assert "x=3 is bad" in failure.error["traceback"]
+
+    # Resuming executes the two failed runs again, and nothing else.
+    second = metalab.run(exp, store=tmp_path / "store")
+    assert len(executions(log)) == 10
+    assert [e.split()[0] for e in executions(log)[8:]] == ["3", "3"]
+    assert len(second) == 8
+    assert {r.record.attempt for r in second.failed} == {2}
+
+
+def test_rerun_of_a_finished_sweep_executes_nothing(tmp_path):
+    exp, log = counted_experiment(tmp_path)
+    metalab.run(exp, store=tmp_path / "s")
+    again = metalab.run(exp, store=tmp_path / "s")
+    assert len(executions(log)) == 8
+    assert len(again.successful) == 8
+
+
+def test_resume_false_on_a_used_store_is_refused_unless_overwrite(tmp_path):
+    exp, log = counted_experiment(tmp_path)
+    metalab.run(exp, store=tmp_path / "s")
+    with pytest.raises(InvalidArgumentError, match="overwrite=True"):
+        metalab.run(exp, store=tmp_path / "s", resume=False)
+    result = metalab.run(exp, store=tmp_path / "s", resume=False, overwrite=True)
+    assert len(executions(log)) == 16
+    assert {r.record.attempt for r in result} == {2}
+
+
+def test_store_of_another_version_is_refused_naming_both(tmp_path):
+    metalab.run(pi_experiment(params=metalab.grid(n_samples=[10])), store=tmp_path / "s")
+    with pytest.raises(InvalidArgumentError) as info:
+        metalab.run(pi_experiment(version="0.2"), store=tmp_path / "s")
+    assert "'0.1'" in str(info.value) and "'0.2'" in str(info.value)
+
+
+def test_store_path_that_is_a_file_is_refused(tmp_path):
+    path = tmp_path / "not-a-folder"
+    path.write_text("x")
+    with pytest.raises(InvalidArgumentError, match="not-a-folder"):
+        metalab.run(pi_experiment(), store=path)
+
+
+def test_operation_that_mutates_the_context_fails_that_run(tmp_path):
+    @metalab.operation
+    def mutate(params, context):
+        context["seen"] = params["x"]
+
+    exp = metalab.Experiment(
+        "mut", "1", {"seen": None}, mutate, metalab.grid(x=[1]), metalab.seeds(0)
+    )
+    result = metalab.run(exp, store=tmp_path / "s")
+    assert result[0].status == "failed"
+    assert result[0].error["type"] == "ContextMutatedError"
+
+
+def test_capture_outputs_land_in_the_store(tmp_path):
+    @metalab.operation
+    def rich_run(params, capture, runtime):
+        print("hello from the run")
+        capture.metric("loss", 1.0, step=0)
+        capture.metric("loss", 0.5, step=1)
+        capture.artifact("config", {"layers": 3})
+        capture.log("done")
+        runtime.logger.warning("careful")
+        (runtime.output_dir / "model.txt").write_text("weights")
+
+    exp = metalab.Experiment("rich", "1", {}, rich_run, metalab.grid(x=[1]), metalab.seeds(0))
+    run = metalab.run(exp, store=tmp_path / "s")[0]
+    assert run.status == "success", run.error
+    assert run.metrics == {"loss": 0.5}
+    assert run.steps("loss") == ([0, 1], [1.0, 0.5])
+    assert run.artifact("config") == {"layers": 3}
+    assert run.artifacts == {"config": "json", "model.txt": "file"}
+    assert "hello from the run" in run.stdout
+    assert "done" in run.logs and "careful" in run.logs
+
+
+def test_worker_that_exits_is_recorded_failed_and_the_sweep_finishes(tmp_path):
+    @metalab.operation
+    def sometimes_exit(params, capture):
+        if params["x"] == 2:
+            os._exit(1)
+        capture.metric("x", params["x"])
+
+    exp = metalab.Experiment(
+        "exit", "1", {}, sometimes_exit, metalab.grid(x=[1, 2, 3, 4, 5, 6]), metalab.seeds(0)
+    )
+    result = metalab.run(exp, store=tmp_path / "s", executor=metalab.ProcessExecutor(2))
+    assert len(result) == 6
+    assert [r.params["x"] for r in result.failed] == [2]
+    assert result.failed[0].error["type"] == "WorkerLost"
+    assert len(result.successful) == 5
+
+
+def test_bad_run_arguments_are_refused_before_any_work(tmp_path):
+    with pytest.raises(InvalidTypeError, match="Experiment"):
+        metalab.run("pi", store=tmp_path / "s")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="did you mean 'process'"):
+        metalab.run(pi_experiment(), store=tmp_path / "s", executor="proces")
+    assert not (tmp_path / "s").exists()
+
+
+SWEEP_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import metalab
+
+    @metalab.operation(name="slow", version="1")
+    def slow(params, seeds, capture):
+        time.sleep(0.01)
+        capture.metric("v", seeds.rng().random() + params["x"])
+
+    exp = metalab.Experiment(
+        "slow", "1", {}, slow, metalab.grid(x=list(range(40))), metalab.seeds(3, 2)
+    )
+    executor = sys.argv[2] if len(sys.argv) > 2 else None
+    metalab.run(exp, store=sys.argv[1], executor=executor)
+    print("DONE")
+    """
+)
+
+
+def _sweep(script: Path, store: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(script), str(store), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _metrics(store: Path) -> dict[str, dict]:
+    return {run.run_id: run.metrics for run in metalab.load_results(store)}
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_sweep(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    reference = _sweep(script, tmp_path / "reference")
+    assert reference.wait(timeout=120) == 0
+    for delay in (0.4, 0.9):
+        store = tmp_path / f"killed-{delay}"
+        proc = _sweep(script, store)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        partial = len(_metrics(store)) if store.exists() else 0
+        assert partial < 80
+        resumed = _sweep(script, store)
+        assert resumed.wait(timeout=120) == 0, resumed.stderr.read()
+        assert _metrics(store) == _metrics(tmp_path / "reference")
+        records = [
+            json.loads(line.split(" ", 1)[1])
+            for segment in (store / "records").iterdir()
+            for line in segment.read_text().splitlines()
+            if line.endswith("}")
+        ]
+        assert len({r["run_id"] for r in records}) == 80
+        successes = [r["run_id"] for r in records if r["status"] == "success"]
+        assert len(successes) == len(set(successes)), "a run was completed twice"
+
+
+def test_two_processes_writing_one_store_lose_nothing(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    store = tmp_path / "shared"
+    first, second = _sweep(script, store), _sweep(script, store)
+    assert first.wait(timeout=120) == 0, first.stderr.read()
+    assert second.wait(timeout=120) == 0, second.stderr.read()
+    results = metalab.load_results(store)
+    assert len(results) == 80
+    assert all(run.status == "success" for run in results)
