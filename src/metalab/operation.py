@@ -25,9 +25,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import shutil
+import tempfile
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, overload
 
@@ -39,7 +40,6 @@ __all__ = ["ARGUMENTS", "Operation", "Runtime", "operation"]
 ARGUMENTS = ("params", "seeds", "capture", "context", "runtime")
 
 
-@dataclass(frozen=True, slots=True)
 class Runtime:
     """Facts about the run in progress, for an operation that asks for ``runtime``.
 
@@ -47,17 +47,71 @@ class Runtime:
         run_id: The run's stable ID.
         attempt: 1 for the first try, 2 for the first retry, ...
         worker: ``host:pid:thread`` of the worker running it.
-        output_dir: A folder of its own; every file left at its top level when the
-            operation returns is kept as an artifact (kind ``file``) named by its file name.
-        logger: A ``logging.Logger`` whose records go to the run's log.
+        output_dir: A folder of its own, made on first use; every file left at its top
+            level when the operation returns is kept as an artifact (kind ``file``)
+            named by its file name, and the folder is then removed.
+        logger: A ``logging.Logger`` (made on first use) whose records go to the run's log.
 
     """
 
-    run_id: str
-    attempt: int
-    worker: str
-    output_dir: Path
-    logger: logging.Logger
+    __slots__ = ("_log", "_logger", "_output_dir", "attempt", "run_id", "worker")
+
+    def __init__(
+        self, run_id: str, attempt: int, worker: str, log: Callable[[str, str], None]
+    ) -> None:
+        self.run_id = run_id
+        self.attempt = attempt
+        self.worker = worker
+        self._log = log
+        self._output_dir: Path | None = None
+        self._logger: logging.Logger | None = None
+
+    def __repr__(self) -> str:
+        return f"Runtime(run_id={self.run_id!r}, attempt={self.attempt}, worker={self.worker!r})"
+
+    @property
+    def output_dir(self) -> Path:
+        """The run's own folder (see the class docstring)."""
+        # Made lazily: most runs never ask, and a folder per run costs more than the
+        # rest of metalab's per-run work.
+        if self._output_dir is None:
+            self._output_dir = Path(tempfile.mkdtemp(prefix=f"metalab-{self.run_id[:12]}-"))
+        return self._output_dir
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The run's logger (see the class docstring)."""
+        if self._logger is None:
+            # Made directly, not by logging.getLogger, so that it is not kept forever
+            # in logging's registry: a million runs must not leave a million loggers.
+            self._logger = logging.Logger(f"metalab.run.{self.run_id}", logging.DEBUG)
+            self._logger.addHandler(_Forward(self._log))
+        return self._logger
+
+    def take_output_files(self) -> list[Path]:
+        """Return the files left at the top of ``output_dir`` (if it was made), sorted."""
+        if self._output_dir is None:
+            return []
+        return sorted(path for path in self._output_dir.iterdir() if path.is_file())
+
+    def close(self) -> None:
+        """Remove ``output_dir`` and detach the logger; the runner calls this."""
+        if self._output_dir is not None:
+            shutil.rmtree(self._output_dir, ignore_errors=True)
+        if self._logger is not None:
+            self._logger.handlers.clear()
+
+
+class _Forward(logging.Handler):
+    """Sends a run logger's records to the run's log as ``log(message, level)``."""
+
+    def __init__(self, log: Callable[[str, str], None]) -> None:
+        super().__init__()
+        self._send = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = record.levelname.lower()
+        self._send(record.getMessage(), "error" if level == "critical" else level)
 
 
 class Operation:

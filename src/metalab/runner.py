@@ -12,11 +12,10 @@ the operation, captures, and writes the record itself, then returns only
 
 from __future__ import annotations
 
+import copy
 import itertools
-import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -27,7 +26,7 @@ from typing import Any
 
 from metalab.capture import Capture, capture_output
 from metalab.context import context_fingerprint
-from metalab.errors import InvalidArgumentError, InvalidTypeError
+from metalab.errors import InvalidArgumentError, InvalidTypeError, MetalabError
 from metalab.executors import Executor, WorkerLost, resolve_executor
 from metalab.experiment import Experiment
 from metalab.operation import Runtime
@@ -196,6 +195,10 @@ class _RunChunk:
     exp: Experiment
     store: Store
 
+    def __post_init__(self) -> None:
+        # A fingerprintable context is plain data, so it always deep-copies.
+        self._pristine = copy.deepcopy(self.exp.context)
+
     def __call__(self, chunk: list[Item]) -> list[tuple[str, str]]:
         return [(item[2], self._run_one(*item)) for item in chunk]
 
@@ -207,9 +210,8 @@ class _RunChunk:
         worker = f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
         started_at, start = utc_now(), time.perf_counter()
         error = None
-        with tempfile.TemporaryDirectory(prefix=f"metalab-{rid[:8]}-") as scratch:
-            logger = _run_logger(rid, capture)
-            runtime = Runtime(rid, attempt, worker, Path(scratch), logger)
+        runtime = Runtime(rid, attempt, worker, capture.log)
+        try:
             with capture_output() as printed:
                 try:
                     exp.operation.invoke(
@@ -221,13 +223,15 @@ class _RunChunk:
                     )
                 except (Exception, SystemExit) as exc:  # the user's failure, recorded
                     error = _describe(exc)
-                finally:
-                    logger.handlers.clear()
             if error is None:
                 error = self._context_changed()
-            for path in sorted(Path(scratch).iterdir()):
-                if path.is_file():
+            for path in runtime.take_output_files():
+                try:
                     capture.artifact(path.name, path)
+                except MetalabError as exc:  # e.g. the same name given to capture.artifact
+                    error = error or _describe(exc)
+        finally:
+            runtime.close()
         duration = time.perf_counter() - start
         result = capture.finish()
         steps = logs = stdout = stderr = None
@@ -271,9 +275,10 @@ class _RunChunk:
         return record.status
 
     def _context_changed(self) -> dict[str, str] | None:
-        """Fail the run if the operation changed the shared context."""
+        """Fail the run if the operation changed the shared context, and restore it."""
         if context_fingerprint(self.exp.context) == self.exp.context_fingerprint:
             return None
+        self.exp.context = copy.deepcopy(self._pristine)  # later runs see the declared one
         return {
             "type": "ContextMutatedError",
             "message": "the operation changed the context, which is shared by every run "
@@ -322,25 +327,3 @@ def _describe(exc: BaseException) -> dict[str, str]:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
-
-
-class _CaptureHandler(logging.Handler):
-    """Forwards a run logger's records to its capture's log."""
-
-    def __init__(self, capture: Capture) -> None:
-        super().__init__()
-        self.capture = capture
-
-    def emit(self, record: logging.LogRecord) -> None:
-        level = record.levelname.lower()
-        self.capture.log(record.getMessage(), level=level if level != "critical" else "error")
-
-
-def _run_logger(rid: str, capture: Capture) -> logging.Logger:
-    # A Logger made directly, not through logging.getLogger, is not kept forever in
-    # logging's registry: a million runs must not leave a million loggers behind.
-    logger = logging.Logger(f"metalab.run.{rid}")
-    logger.addHandler(_CaptureHandler(capture))
-    logger.setLevel(logging.DEBUG)
-    logger.propagate = False
-    return logger

@@ -142,17 +142,21 @@ def test_store_path_that_is_a_file_is_refused(tmp_path):
         metalab.run(pi_experiment(), store=path)
 
 
-def test_operation_that_mutates_the_context_fails_that_run(tmp_path):
+def test_operation_that_mutates_the_context_fails_that_run_only(tmp_path):
     @metalab.operation
-    def mutate(params, context):
-        context["seen"] = params["x"]
+    def mutate(params, context, capture):
+        capture.metric("seen", context["seen"])
+        if params["x"] == 1:
+            context["seen"] = 99
 
     exp = metalab.Experiment(
-        "mut", "1", {"seen": None}, mutate, metalab.grid(x=[1]), metalab.seeds(0)
+        "mut", "1", {"seen": 0}, mutate, metalab.grid(x=[1, 2]), metalab.seeds(0)
     )
     result = metalab.run(exp, store=tmp_path / "s")
     assert result[0].status == "failed"
     assert result[0].error["type"] == "ContextMutatedError"
+    assert result[1].status == "success"
+    assert result[1].metrics == {"seen": 0}, "the next run sees the declared context"
 
 
 def test_capture_outputs_land_in_the_store(tmp_path):
@@ -272,3 +276,48 @@ def test_two_processes_writing_one_store_lose_nothing(tmp_path):
     results = metalab.load_results(store)
     assert len(results) == 80
     assert all(run.status == "success" for run in results)
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(tmp_path):
+    script = tmp_path / "sweep.py"
+    script.write_text(SWEEP_SCRIPT)
+    reference = _sweep(script, tmp_path / "reference")
+    assert reference.wait(timeout=120) == 0
+    store = tmp_path / "interrupted"
+    proc = _sweep(script, store)
+    time.sleep(0.8)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
+    assert 0 < len(_metrics(store)) < 80
+    resumed = _sweep(script, store)
+    assert resumed.wait(timeout=120) == 0
+    assert _metrics(store) == _metrics(tmp_path / "reference")
+
+
+def test_progress_without_a_terminal_prints_plain_lines(tmp_path, capsys):
+    exp, _ = counted_experiment(tmp_path, fail_x=2)
+    metalab.run(exp, store=tmp_path / "s", progress=True)
+    assert "metalab: 6 done, 2 failed, 0 skipped of 8" in capsys.readouterr().err
+    metalab.run(exp, store=tmp_path / "s", progress=True)
+    assert "metalab: 0 done, 2 failed, 6 skipped of 8" in capsys.readouterr().err
+
+
+def test_manifest_records_provenance_and_saves_the_git_diff(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    (repo / "train.py").write_text("lr = 0.1\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*git, "add", "."], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], cwd=repo, check=True)
+    (repo / "train.py").write_text("lr = 0.2\n")
+    monkeypatch.chdir(repo)
+    metalab.run(pi_experiment(params=metalab.grid(n_samples=[10])), store=tmp_path / "s")
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    facts = manifest["provenance"]
+    assert facts["git"]["dirty"] is True
+    assert "lr = 0.2" in (tmp_path / "s" / facts["git"]["diff_file"]).read_text()
+    assert manifest["operation"]["name"] == "pi_mc"
+    assert manifest["params"]["type"] == "GridSource"
+    assert manifest["seeds"] == {"type": "SeedPlan", "base": 42, "replicates": 3}
