@@ -33,12 +33,14 @@ class Progress:
         self._task: Any = None
         rich_progress = optional("rich.progress") if enabled and sys.stderr.isatty() else None
         if rich_progress is not None:
+            console = optional("rich.console").Console(stderr=True)  # stdout is the user's
             self._bar = rich_progress.Progress(
                 rich_progress.TextColumn("[bold]{task.description}"),
                 rich_progress.BarColumn(),
                 rich_progress.MofNCompleteColumn(),
                 rich_progress.TextColumn("{task.fields[counts]}"),
                 rich_progress.TimeRemainingColumn(),
+                console=console,
                 transient=False,
             )
             self._task = self._bar.add_task("runs", total=total, counts="")
@@ -56,9 +58,11 @@ class Progress:
             self.failed += status == FAILED
         self._show()
 
+    def _rate(self) -> float:
+        return self.done / max(time.monotonic() - self._start, 1e-9)
+
     def _summary(self) -> str:
-        elapsed = max(time.monotonic() - self._start, 1e-9)
-        rate = self.done / elapsed
+        rate = self._rate()
         left = self.total - self.done - self.skipped_count
         eta = f"{left / rate:.0f}s" if rate > 0 else "?"
         return (
@@ -70,7 +74,9 @@ class Progress:
         if not self._enabled:
             return
         if self._bar is not None:
-            counts = f"failed {self.failed} skipped {self.skipped_count}"
+            counts = (
+                f"failed {self.failed}, skipped {self.skipped_count}, {self._rate():.1f} runs/s"
+            )
             completed = self.done + self.skipped_count
             self._bar.update(self._task, completed=completed, counts=counts)
             return
