@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from metalab.capture import decode_artifact, decode_steps
@@ -213,9 +212,4 @@ class Results:
 
 def load_results(path: str | os.PathLike[str] | Store) -> Results:
     """Load the runs of an existing store (no experiment code needed)."""
-    if not isinstance(path, Store) and not Path(path).is_dir():
-        raise InvalidArgumentError(
-            f"load_results({os.fspath(path)!r}): no store there; give the folder a sweep "
-            f"wrote, e.g. load_results('runs/pi_mc')."
-        )
-    return Results.from_store(open_store(path))
+    return Results.from_store(open_store(path, create=False))

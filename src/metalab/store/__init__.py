@@ -19,8 +19,11 @@ __all__ = ["FileStore", "Store", "StoreWarning", "open_store"]
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-def open_store(target: str | os.PathLike[str] | Store) -> Store:
+def open_store(target: str | os.PathLike[str] | Store, *, create: bool = True) -> Store:
     """Return the store ``target`` names: a Store as is, a folder path as a FileStore.
+
+    With ``create=False`` (for readers) a missing store is an error, and nothing is
+    written to an existing one.
 
     >>> import tempfile
     >>> type(open_store(tempfile.mkdtemp())).__name__
@@ -41,7 +44,7 @@ def open_store(target: str | os.PathLike[str] | Store) -> Store:
                 f"pass a folder path, or a Store instance."
             )
     if isinstance(target, str | os.PathLike):
-        return FileStore(target)
+        return FileStore(target, create=create)
     raise InvalidTypeError(
         f"open_store(target={target!r:.80}): must be a folder path (str or os.PathLike) or "
         f"a Store, got {type(target).__name__}."
