@@ -88,8 +88,9 @@ ALLOWED_IMPORTS = {
     "metalab.store": BASE | {"metalab.record"},
     "metalab.executors": BASE,
     "metalab.progress": BASE | {"metalab.record"},
-    # Results read stores and never import the runner.
-    "metalab.results": DEFINITIONS | {"metalab.capture", "metalab.store"},
+    # Results (and their plots, one layer) read stores and never import the runner.
+    "metalab.results": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.plotting"},
+    "metalab.plotting": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.results"},
     "metalab.runner": DEFINITIONS
     | {
         "metalab.experiment",
@@ -101,6 +102,8 @@ ALLOWED_IMPORTS = {
         "metalab.results",
     },
 }
+ALLOWED_IMPORTS["metalab.cli"] = set(ALLOWED_IMPORTS)  # the command may use every layer
+ALLOWED_IMPORTS["metalab.__main__"] = {"metalab.cli"}
 
 
 def _imports_of(module_name: str) -> set[str]:

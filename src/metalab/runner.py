@@ -321,9 +321,21 @@ class _ArtifactSink:
         return self.store.put_artifact(self.run_id, name, filename, data, kind=kind)
 
 
+_PACKAGE_DIR = os.path.dirname(__file__)
+
+
 def _describe(exc: BaseException) -> dict[str, str]:
+    """Type, message and traceback of a run's exception, starting at the user's code."""
+    tb = exc.__traceback__
+    # The runner's and invoke()'s frames come first; they say nothing about the failure.
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and (tb.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR))
+    ):
+        tb = tb.tb_next
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
+        "traceback": "".join(traceback.format_exception(type(exc), exc, tb)),
     }

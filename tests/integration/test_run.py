@@ -101,6 +101,8 @@ def test_resume_skips_done_runs_and_retries_failures(tmp_path):
     failure = first.failed[0]
     assert failure.error["type"] == "ValueError"
     assert "x=3 is bad" in failure.error["traceback"]
+    assert "runner.py" not in failure.error["traceback"], "starts at the user's frame"
+    assert "in counted" in failure.error["traceback"]
 
     # Resuming executes the two failed runs again, and nothing else.
     second = metalab.run(exp, store=tmp_path / "store")

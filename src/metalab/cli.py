@@ -1,0 +1,989 @@
+"""The ``metalab`` command: parse, call runner or results, print. Imports anything in metalab.
+
+:func:`main` is the console script's entry point and ``python -m metalab``'s; it
+returns the exit status rather than exiting, so tests call it in-process::
+
+    metalab run FILE.py[:EXPERIMENT] [--store PATH] [--workers N] [--executor KIND]
+    metalab ls [ROOT]            metalab status STORE       metalab show STORE RUN_ID
+    metalab failed STORE         metalab table STORE [...]  metalab diff STORE RUN_A RUN_B
+
+Exit status: 0 success; 1 ``metalab run`` finished but some runs failed; 2 an error
+(bad arguments, a missing or malformed store, a script that cannot be loaded), shown
+as one ``error: ...`` line on stderr, or as the full stack with ``--traceback``;
+130 interrupted with Ctrl-C; 141 the reader of the output went away (``| head``).
+Every command but ``run`` only reads: stores are opened with ``create=False``, and
+nothing is written into them.
+
+Needs the standard library only (argparse); rich, when installed, draws tables on a
+terminal, and ``table --format parquet`` needs pyarrow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import runpy
+import shlex
+import socket
+import sys
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from metalab._optional import optional, require
+from metalab._version import __version__
+from metalab.errors import InvalidArgumentError, MetalabError
+from metalab.executors import Executor, ProcessExecutor, ThreadExecutor
+from metalab.experiment import Experiment
+from metalab.record import SUCCESS, RunRecord
+from metalab.results import Results, Run
+from metalab.runner import run as run_experiment
+from metalab.store import Store, StoreWarning, open_store
+
+__all__ = [
+    "EXIT_BROKEN_PIPE",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_RUNS_FAILED",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_RUNS_FAILED = 1
+EXIT_ERROR = 2  # as argparse uses for a usage error, so every refusal exits alike
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the output was cut short by its reader
+
+# A sweep is called running while its last record is younger than this, unless the
+# processes that wrote its last records are known to be gone. Five minutes: longer
+# than most runs take, short enough that a dead sweep is not "running" for long.
+_IDLE_AFTER_S = 300.0
+# The rate is measured over the latest runs only (up to this many, and not across a
+# pause longer than _IDLE_AFTER_S), so a sweep resumed today is not averaged with
+# yesterday's session.
+_RATE_WINDOW = 50
+# Run IDs are 32 hex digits; 12 fit a table and stay unique in any real sweep, and
+# `metalab show` accepts them as a prefix.
+_SHORT_ID = 12
+# A wider cell (a long provenance string) is cut, with "...", in side-by-side views.
+_CELL_WIDTH = 48
+_STDOUT_TAIL = 20
+
+_FORMATS = ("table", "csv", "json", "parquet")
+_EXECUTORS = ("serial", "thread", "process")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``metalab`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse has printed
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", StoreWarning)
+            warnings.showwarning = _warning_printer(warnings.showwarning)
+            return args.handler(args)
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) has gone: stop quietly, and keep Python from
+        # failing again when it flushes stdout at exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except (MetalabError, OSError) as exc:
+        if args.traceback:
+            raise
+        # One line, whatever the message holds: scripts and shells read stderr by line.
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        if args.traceback:
+            raise
+        kept = "; the runs that finished are kept, and the same command resumes"
+        print(f"error: interrupted{kept if args.command == 'run' else ''}.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _warning_printer(usual: Callable[..., None]) -> Callable[..., None]:
+    """Show store warnings as one ``warning:`` line each; others ``usual``'s way."""
+
+    def show(message: Warning | str, category: type[Warning], *rest: Any, **named: Any) -> None:
+        if issubclass(category, StoreWarning):
+            print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:  # the user's own warnings keep their file and line
+            usual(message, category, *rest, **named)
+
+    return show
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metalab",
+        description="Run metalab experiments and look at their stores.",
+        epilog="Run 'metalab COMMAND --help' for a command's options and an example.\n"
+        "Exit status: 0 ok, 1 some runs failed (run), 2 error, 130 interrupted.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"metalab {__version__}")
+    parser.add_argument(
+        "--traceback", action="store_true", help="on an error, show the stack, not one line"
+    )
+    # Also accepted after the command; SUPPRESS keeps the value given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--traceback",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="on an error, show the stack, not one line",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    def command(
+        name: str, handler: Callable[[argparse.Namespace], int], summary: str, *examples: str
+    ) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog="example" + "s" * (len(examples) > 1) + ":\n  " + "\n  ".join(examples),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    run = command(
+        "run",
+        _cmd_run,
+        "Run the experiment defined in a Python script; skip the runs already done.",
+        "metalab run pi.py --workers 4",
+        "metalab run sweeps.py:lr_sweep --store runs/lr --executor thread",
+    )
+    run.add_argument(
+        "target",
+        metavar="FILE.py[:EXPERIMENT]",
+        help="the script, and the variable holding the Experiment if it defines several",
+    )
+    run.add_argument("--store", metavar="PATH", help="store folder (default: runs/<name>)")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        metavar="N",
+        help="run N at a time (worker processes unless --executor says otherwise)",
+    )
+    run.add_argument("--executor", choices=_EXECUTORS, help="where runs execute (default: serial)")
+    run.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="refuse a store that already holds runs (unless --overwrite)",
+    )
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="run everything again; old records stay as earlier attempts",
+    )
+    run.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show progress on stderr (default: on)",
+    )
+
+    ls = command(
+        "ls",
+        _cmd_ls,
+        "List the stores under a folder, with run counts and last activity.",
+        "metalab ls runs",
+    )
+    ls.add_argument("root", nargs="?", default="runs", help="folder to search (default: runs)")
+
+    status = command(
+        "status",
+        _cmd_status,
+        "Show done, failed and pending runs of a sweep, with its rate and ETA while it runs.",
+        "metalab status runs/pi_mc",
+    )
+    status.add_argument("store", help="store folder")
+
+    show = command(
+        "show",
+        _cmd_show,
+        "Show one run: params, seeds, metrics, artifacts, logs, output and error.",
+        "metalab show runs/pi_mc 3f2a9c",
+    )
+    show.add_argument("store", help="store folder")
+    show.add_argument("run_id", metavar="RUN_ID", help="a run ID, or a prefix unique in the store")
+    show.add_argument(
+        "--tail",
+        type=_positive_int,
+        default=_STDOUT_TAIL,
+        metavar="N",
+        help=f"show the last N lines of stdout and stderr (default: {_STDOUT_TAIL})",
+    )
+
+    failed = command(
+        "failed",
+        _cmd_failed,
+        "Group the failed runs by error type and message, with one traceback each.",
+        "metalab failed runs/pi_mc",
+    )
+    failed.add_argument("store", help="store folder")
+
+    table = command(
+        "table",
+        _cmd_table,
+        "Print or export the run table, or with --group-by the summary across replicates.",
+        "metalab table runs/pi_mc --group-by n_samples",
+        "metalab table runs/pi_mc --format csv -o pi.csv",
+    )
+    table.add_argument("store", help="store folder")
+    table.add_argument(
+        "--group-by",
+        nargs="+",
+        metavar="PARAM",
+        help="summarise each metric (mean, std, 95%% CI, count) per value of these params",
+    )
+    table.add_argument(
+        "--format",
+        choices=_FORMATS,
+        help="output format (default: from the -o suffix, else table)",
+    )
+    table.add_argument(
+        "-o", "--output", metavar="FILE", help="write to FILE instead of stdout (parquet needs it)"
+    )
+
+    diff = command(
+        "diff",
+        _cmd_diff,
+        "Compare two runs side by side: params, seeds, metrics and provenance.",
+        "metalab diff runs/pi_mc 3f2a 9c1b",
+    )
+    diff.add_argument("store", help="store folder")
+    diff.add_argument("run_a", metavar="RUN_A", help="a run ID or unique prefix")
+    diff.add_argument("run_b", metavar="RUN_B", help="a run ID or unique prefix")
+    diff.add_argument(
+        "--all", action="store_true", help="also show the provenance entries that are equal"
+    )
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    """Argparse type of --workers and --tail: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------- run
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    """Run ``metalab run``: load the script's experiment, run it, print one summary line."""
+    where = f"metalab run {args.target}"
+    path, name = _script_target(where, args.target)
+    executor = _executor(where, args.executor, args.workers)
+    with _as_script(path):
+        exp = _load_experiment(where, path, name)
+        store = Path(args.store) if args.store else Path("runs") / exp.name
+        done_before = _done_ids(store)
+        if not args.resume and not args.overwrite and (done_before or _has_records(store)):
+            raise InvalidArgumentError(
+                f"{where} --no-resume: the store {str(store)!r} already holds runs of "
+                f"{exp.name!r}; drop --no-resume to continue it, add --overwrite to run "
+                f"everything again (old records stay as earlier attempts), or pass "
+                f"--store NEW_FOLDER."
+            )
+        if args.overwrite:
+            done_before = set()
+        result = run_experiment(
+            exp,
+            store=store,
+            executor=executor,
+            resume=args.resume,
+            progress=args.progress,
+            overwrite=args.overwrite,
+        )
+    succeeded = {run.run_id for run in result.successful}
+    skipped = len(succeeded & done_before)
+    failed = len(result.failed)
+    hint = f"; see: metalab failed {shlex.quote(str(store))}" if failed else ""
+    print(
+        f"{exp.name} {exp.version}: {len(succeeded) - skipped} done, {failed} failed, "
+        f"{skipped} skipped (done before) of {exp.total_runs}; store: {store}{hint}"
+    )
+    return EXIT_RUNS_FAILED if failed else EXIT_OK
+
+
+def _script_target(where: str, target: str) -> tuple[Path, str | None]:
+    """Split ``FILE.py[:EXPERIMENT]``; a ':' is part of the path unless a name follows it."""
+    path, name = Path(target), None
+    head, colon, tail = target.rpartition(":")
+    if colon and tail.isidentifier() and not path.exists():
+        path, name = Path(head), tail
+    if not path.exists():
+        raise InvalidArgumentError(
+            f"{where}: there is no file {str(path)!r}; pass the path of a Python script "
+            f"that defines a metalab.Experiment, e.g. 'metalab run pi.py'."
+        )
+    if not path.is_file():
+        raise InvalidArgumentError(
+            f"{where}: {str(path)!r} is a folder, not a script; pass the .py file that "
+            f"defines the experiment."
+        )
+    return path, name
+
+
+def _executor(where: str, kind: str | None, workers: int | None) -> Executor | str | None:
+    """Return what ``run(executor=...)`` gets: ``--workers N`` alone means N processes."""
+    if workers is None:
+        return kind
+    if kind == "serial":
+        if workers == 1:
+            return kind
+        raise InvalidArgumentError(
+            f"{where}: --executor serial runs one run at a time, but --workers is {workers}; "
+            f"drop --workers, or pass --executor thread or --executor process."
+        )
+    return ThreadExecutor(workers) if kind == "thread" else ProcessExecutor(workers)
+
+
+@contextlib.contextmanager
+def _as_script(path: Path) -> Iterator[None]:
+    """Give the script the ``sys.path[0]`` and ``sys.argv`` that ``python FILE.py`` would.
+
+    Kept for the whole sweep: worker processes receive ``sys.path`` when they start,
+    and import from it the script's sibling modules that its functions refer to.
+    """
+    saved_path, saved_argv = sys.path[:], sys.argv[:]
+    sys.path.insert(0, str(path.resolve().parent))
+    sys.argv = [str(path)]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved_path
+        sys.argv = saved_argv
+
+
+def _load_experiment(where: str, path: Path, name: str | None) -> Experiment:
+    """Execute the script and return its Experiment (``name``, or the only one)."""
+    try:
+        # Not "__main__", so the script's `if __name__ == "__main__":` block does not
+        # run. The module is not left in sys.modules, so cloudpickle ships the script's
+        # functions and classes to worker processes by value.
+        namespace = runpy.run_path(str(path), run_name="__metalab__")
+    except (Exception, SystemExit) as exc:
+        raise InvalidArgumentError(
+            f"{where}: the script raised {type(exc).__name__} while loading: {exc}; "
+            f"fix the script (--traceback shows where)."
+        ) from exc
+    found: dict[int, tuple[Experiment, list[str]]] = {}
+    for key, value in namespace.items():
+        if isinstance(value, Experiment) and not key.startswith("__"):
+            found.setdefault(id(value), (value, []))[1].append(key)
+    names = sorted(key for _, keys in found.values() for key in keys)
+    if name is not None:
+        if name not in namespace:
+            known = ", ".join(names) or "none"
+            raise InvalidArgumentError(
+                f"{where}: {str(path)!r} defines no name {name!r}; its experiments: {known}."
+            )
+        value = namespace[name]
+        if not isinstance(value, Experiment):
+            raise InvalidArgumentError(
+                f"{where}: {name!r} is of type {type(value).__name__}, not a metalab.Experiment; "
+                f"name a variable holding one ({', '.join(names) or 'the script has none'})."
+            )
+        return value
+    if not found:
+        raise InvalidArgumentError(
+            f"{where}: {str(path)!r} defines no metalab.Experiment at module level; "
+            f"create one there, e.g. exp = metalab.Experiment(name=..., operation=..., ...)."
+        )
+    if len(found) > 1:
+        raise InvalidArgumentError(
+            f"{where}: {str(path)!r} defines {len(found)} experiments ({', '.join(names)}); "
+            f"name one, e.g. 'metalab run {path}:{names[0]}'."
+        )
+    return next(iter(found.values()))[0]
+
+
+def _has_records(folder: Path) -> bool:
+    return any((folder / "records").glob("*.jsonl"))
+
+
+def _done_ids(folder: Path) -> set[str]:
+    """Return the IDs of the runs already done in ``folder``, if it is a store."""
+    if not (folder / "records").is_dir():
+        return set()
+    # The sweep about to start reads the same records and warns once about damage.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        return open_store(folder, create=False).done_ids()
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _open_for_reading(command: str, path: str) -> tuple[Store, dict[str, Any] | None]:
+    """Open an existing store without writing to it; return it and its manifest."""
+    where = f"metalab {command} {path}"
+    folder = Path(path)
+    if not folder.exists():
+        raise InvalidArgumentError(
+            f"{where}: there is no folder {path!r}; check the path ('metalab ls' lists "
+            f"the stores under ./runs)."
+        )
+    if not folder.is_dir():
+        raise InvalidArgumentError(
+            f"{where}: {path!r} is a file, but a store is a folder; pass the store folder "
+            f"(the one holding manifest.json)."
+        )
+    if not (folder / "manifest.json").is_file() and not (folder / "records").is_dir():
+        # A common slip is naming the folder of stores (./runs) instead of one store.
+        inside = sorted(str(sub) for sub in folder.iterdir() if (sub / "manifest.json").is_file())
+        hint = (
+            f"it holds the store(s) {', '.join(inside[:5])}{', ...' * (len(inside) > 5)}; "
+            f"pass one of them"
+            if inside
+            else "pass a store folder, e.g. one 'metalab ls' lists"
+        )
+        raise InvalidArgumentError(
+            f"{where}: {path!r} is not a metalab store (it has no manifest.json and no "
+            f"records/ folder); {hint}."
+        )
+    store = open_store(folder, create=False)
+    manifest = store.read_manifest()
+    if manifest is not None and not isinstance(manifest, dict):
+        raise InvalidArgumentError(
+            f"{where}: {str(folder / 'manifest.json')!r} holds a JSON "
+            f"{type(manifest).__name__}, not an object; restore an earlier manifest "
+            f"from manifests/."
+        )
+    return store, manifest
+
+
+def _find_run(where: str, results: Results, prefix: str) -> Run:
+    """Return the run whose ID is ``prefix`` or the only one starting with it."""
+    matches = [run for run in results if run.run_id.startswith(prefix)]
+    exact = [run for run in matches if run.run_id == prefix]
+    if exact:
+        return exact[0]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise InvalidArgumentError(
+            f"{where}: no run ID starts with {prefix!r} among the {len(results)} run(s) "
+            f"of this store; 'metalab table' lists them."
+        )
+    shown = ", ".join(run.run_id for run in matches[:10])
+    more = f" and {len(matches) - 10} more" if len(matches) > 10 else ""
+    raise InvalidArgumentError(
+        f"{where}: {prefix!r} matches {len(matches)} runs ({shown}{more}); give more "
+        f"digits of the run ID."
+    )
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    """Run ``metalab ls``: one row per store under ROOT."""
+    root = Path(args.root)
+    if not root.is_dir():
+        what = "is a file, not a folder" if root.exists() else "does not exist"
+        raise InvalidArgumentError(
+            f"metalab ls {args.root}: {args.root!r} {what}; pass the folder that holds "
+            f"your stores (the runner's default is ./runs)."
+        )
+    now = datetime.now(UTC)
+    rows = []
+    for folder in _find_stores(root):
+        try:
+            store, manifest = _open_for_reading("ls", str(folder))
+            records = list(store.records())
+        except (MetalabError, OSError) as exc:
+            # One bad store should not hide the others.
+            print(f"warning: skipped: {' '.join(str(exc).split())}", file=sys.stderr)
+            continue
+        manifest = manifest or {}
+        done = sum(record.status == SUCCESS for record in records)
+        finished = [t for t in (_time(r.finished_at) for r in records) if t is not None]
+        last = max(finished) if finished else _mtime(folder / "manifest.json")
+        rows.append(
+            [
+                str(folder),
+                manifest.get("name", "?"),
+                manifest.get("version", "?"),
+                done,
+                len(records) - done,
+                manifest.get("total_runs", "?"),
+                f"{_stamp(last)} ({_ago(now - last)})",
+            ]
+        )
+    if not rows:
+        print(f"no metalab stores under {args.root}")
+        return EXIT_OK
+    header = ["store", "name", "version", "done", "failed", "total", "last activity"]
+    _write_table(sys.stdout, header, rows)
+    return EXIT_OK
+
+
+def _find_stores(root: Path) -> Iterator[Path]:
+    """Yield every folder under ``root`` (itself included) holding a manifest.json."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "manifest.json" in filenames:
+            dirnames.clear()  # records/ and artifacts/ hold no stores, and can be huge
+            yield Path(dirpath)
+        else:
+            dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    """Run ``metalab status``: counts of the whole sweep, whether it runs, its rate and ETA."""
+    store, manifest = _open_for_reading("status", args.store)
+    manifest = manifest or {}
+    records = list(store.records())
+    done = sum(record.status == SUCCESS for record in records)
+    failed = len(records) - done
+    total = manifest.get("total_runs")
+    pending = max(total - len(records), 0) if isinstance(total, int) else None
+    finished = sorted(
+        ((moment, record) for record in records if (moment := _time(record.finished_at))),
+        key=lambda pair: pair[0],
+    )
+    now = datetime.now(UTC)
+    state, rate = _state(pending, failed, finished, now)
+    lines = [
+        ("experiment", f"{manifest.get('name', '?')} {manifest.get('version', '?')}"),
+        ("store", store.location),
+        ("done", f"{done} of {total if total is not None else '?'}"),
+        ("failed", failed),
+        ("pending", pending if pending is not None else "?"),
+        ("state", state),
+    ]
+    if finished:
+        last = finished[-1][0]
+        lines.append(("last run", f"{_stamp(last)} ({_ago(now - last)})"))
+    if rate is not None:
+        lines.append(("rate", f"{rate * 60:.1f} runs/min"))
+        if pending:
+            lines.append(("ETA", _duration(pending / rate)))
+    print("\n".join(_pairs(lines, indent="")))
+    return EXIT_OK
+
+
+def _state(
+    pending: int | None,
+    failed: int,
+    finished: list[tuple[datetime, RunRecord]],
+    now: datetime,
+) -> tuple[str, float | None]:
+    """Say whether the sweep is running; return that and its rate in runs/s (if running)."""
+    if pending == 0:
+        if failed:
+            return f"finished, {failed} failed (the next 'metalab run' runs them again)", None
+        return "complete", None
+    if not finished:
+        return "not started", None
+    recent = _recent(finished)
+    alive = _writers_alive(record for _, record in recent)
+    if alive is False:
+        return "stopped (the processes that wrote the last runs have exited)", None
+    age = (now - recent[-1][0]).total_seconds()
+    if alive is None and age > _IDLE_AFTER_S:
+        return f"idle or stopped (no run finished for {_duration(age)})", None
+    span = (recent[-1][0] - recent[0][0]).total_seconds()
+    rate = (len(recent) - 1) / span if len(recent) > 1 and span > 0 else None
+    return "running", rate
+
+
+def _recent(finished: list[tuple[datetime, RunRecord]]) -> list[tuple[datetime, RunRecord]]:
+    """Return the latest runs of the current session: no pause longer than _IDLE_AFTER_S."""
+    start = len(finished) - 1
+    while start > 0 and len(finished) - start < _RATE_WINDOW:
+        if (finished[start][0] - finished[start - 1][0]).total_seconds() > _IDLE_AFTER_S:
+            break
+        start -= 1
+    return finished[start:]
+
+
+def _writers_alive(records: Iterable[RunRecord]) -> bool | None:
+    """Whether a process that wrote ``records`` still runs; None if that cannot be known.
+
+    Known only for processes of this machine on POSIX (``kill(pid, 0)`` sends nothing;
+    on Windows signal 0 is CTRL_C_EVENT). A reused PID can make a dead sweep look alive,
+    which the age of its last record then does not correct: rare, and only a display.
+    """
+    if os.name != "posix":
+        return None
+    host = socket.gethostname()
+    pids = set()
+    for record in records:
+        if record.host != host or record.pid <= 0:
+            return None
+        pids.add(record.pid)
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        except OSError:  # PermissionError: it exists, under another user
+            return True
+        return True
+    return False
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    """Run ``metalab show``: everything about one run."""
+    store, _ = _open_for_reading("show", args.store)
+    run = _find_run(
+        f"metalab show {args.store} {args.run_id}", Results.from_store(store), args.run_id
+    )
+    record = run.record
+    out: list[str] = [f"run {run.run_id}  ({record.experiment} {record.version})"]
+    out += _pairs(
+        [
+            ("status", run.status),
+            ("attempt", record.attempt),
+            ("started", record.started_at),
+            ("duration", f"{record.duration:.3f} s"),
+            ("worker", record.worker or f"{record.host}:{record.pid}"),
+        ]
+    )
+    out += _section("params", list(run.params.items()))
+    out += _section("seeds", list(record.seeds.items()))
+    out += _section("metrics", list(run.metrics.items()))
+    artifacts = [
+        (ref.name, f"{ref.kind:<8} {_size(ref.size):>9}  {ref.path}") for ref in record.artifacts
+    ]
+    out += _section("artifacts", artifacts)
+    for title, text in (("logs", run.logs), ("stdout", run.stdout), ("stderr", run.stderr)):
+        lines = text.splitlines()
+        if not lines:
+            continue
+        if title != "logs" and len(lines) > args.tail:
+            title = f"{title} (last {args.tail} of {len(lines)} lines)"
+            lines = lines[-args.tail :]
+        out += ["", title, *(f"  {line}" for line in lines)]
+    if run.error:
+        out += ["", "error", f"  {run.error.get('type')}: {run.error.get('message')}"]
+        out += [f"  {line}" for line in run.error.get("traceback", "").rstrip().splitlines()]
+    print("\n".join(out))
+    return EXIT_OK
+
+
+def _cmd_failed(args: argparse.Namespace) -> int:
+    """Run ``metalab failed``: failures grouped by (type, message), one traceback each."""
+    store, _ = _open_for_reading("failed", args.store)
+    results = Results.from_store(store)
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in results.failed:
+        error = run.error or {}
+        key = (str(error.get("type", "?")), str(error.get("message", "")))
+        groups.setdefault(key, []).append(run)
+    failed = sum(len(runs) for runs in groups.values())
+    if not failed:
+        print(f"no failed runs ({len(results)} run(s) in the store)")
+        return EXIT_OK
+    print(f"{failed} failed run(s) of {len(results)}, in {len(groups)} group(s)")
+    for (kind, message), runs in sorted(groups.items(), key=lambda item: -len(item[1])):
+        ids = ", ".join(run.run_id[:_SHORT_ID] for run in runs[:5])
+        more = f" and {len(runs) - 5} more" if len(runs) > 5 else ""
+        print(f"\n{len(runs)} x {kind}: {message}")
+        print(f"  runs: {ids}{more}")
+        traceback = (runs[0].error or {}).get("traceback", "").rstrip()
+        for line in traceback.splitlines() or ["(no traceback recorded)"]:
+            print(f"  {line}")
+    return EXIT_OK
+
+
+def _cmd_table(args: argparse.Namespace) -> int:
+    """Run ``metalab table``: the run table or the summary, printed or written to a file."""
+    store, _ = _open_for_reading("table", args.store)
+    where = f"metalab table {args.store}"
+    kind = args.format or _format_of(args.output)
+    if kind == "parquet" and not args.output:
+        raise InvalidArgumentError(
+            f"{where} --format parquet: Parquet is binary and is not printed; pass -o FILE.parquet."
+        )
+    if args.output:
+        _refuse_inside(where, store, Path(args.output))
+    results = Results.from_store(store)
+    # Results rows all hold every column (None where a run lacks one), in table order.
+    rows = results.summary(group_by=args.group_by) if args.group_by else results.table()
+    columns = list(rows[0]) if rows else []
+    if kind == "parquet":
+        _write_parquet(args.output, columns, rows)
+    elif args.output:
+        with open(args.output, "w", encoding="utf-8", newline="") as file:
+            _write_rows(file, kind, columns, rows)
+    else:
+        _write_rows(sys.stdout, kind, columns, rows)
+    if args.output:
+        print(f"wrote {len(rows)} row(s) to {args.output}")
+    return EXIT_OK
+
+
+def _format_of(output: str | None) -> str:
+    """Return the format that the suffix of ``output`` names; ``table`` for others or none."""
+    suffix = Path(output).suffix.lower().lstrip(".") if output else ""
+    return suffix if suffix in _FORMATS else "table"
+
+
+def _refuse_inside(where: str, store: Store, output: Path) -> None:
+    """Refuse an output file inside the store folder: reading commands never write there."""
+    root = Path(store.location).resolve()
+    target = output.resolve()
+    if target == root or root in target.parents:
+        raise InvalidArgumentError(
+            f"{where} -o {output}: that is inside the store, which this command only "
+            f"reads; write the file elsewhere."
+        )
+
+
+def _write_rows(file: TextIO, kind: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as csv, json or an aligned table; cells as ``Results.to_csv/to_json``."""
+    if kind == "csv":
+        writer = csv.writer(file, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([_csv_value(row.get(column)) for column in columns] for row in rows)
+    elif kind == "json":
+        text = json.dumps(_json_value(rows), indent=2, ensure_ascii=False, allow_nan=False)
+        file.write(text + "\n")
+    elif not rows:
+        file.write("no runs in the store yet\n")
+    else:
+        cells = [[row.get(column) for column in columns] for row in rows]
+        if "run_id" in columns:  # the short form `metalab show` accepts; exports keep all
+            at = columns.index("run_id")
+            for line in cells:
+                line[at] = str(line[at])[:_SHORT_ID]
+        _write_table(file, columns, cells)
+
+
+def _write_parquet(path: str, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as Parquet; a column pyarrow cannot type as one becomes JSON text."""
+    feature = "metalab table --format parquet"
+    pyarrow = require("pyarrow", feature=feature, extra="parquet")
+    parquet = require("pyarrow.parquet", feature=feature, extra="parquet")
+    arrays = {}
+    for column in columns:
+        values = [row.get(column) for row in rows]
+        try:
+            arrays[column] = pyarrow.array(values)
+        except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError):
+            texts = [None if value is None else json.dumps(value) for value in values]
+            arrays[column] = pyarrow.array(texts, pyarrow.string())
+    parquet.write_table(pyarrow.table(arrays), path)
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    """Run ``metalab diff``: two runs side by side, differing rows marked with '*'."""
+    store, _ = _open_for_reading("diff", args.store)
+    results = Results.from_store(store)
+    where = f"metalab diff {args.store}"
+    a = _find_run(f"{where} {args.run_a}", results, args.run_a)
+    b = _find_run(f"{where} {args.run_b}", results, args.run_b)
+    sections = [
+        ("params", a.params, b.params),
+        ("seeds", a.record.seeds, b.record.seeds),
+        ("metrics", a.metrics, b.metrics),
+        ("provenance", _flat(a.provenance), _flat(b.provenance)),
+    ]
+    # Either a section title (str) or a row: (mark, key, value in A, value in B).
+    lines: list[str | tuple[str, str, str, str]] = []
+    for title, left, right in sections:
+        keys = list(dict.fromkeys([*left, *right]))
+        differing = {key for key in keys if left.get(key, _MISSING) != right.get(key, _MISSING)}
+        # Provenance is mostly the environment, equal for runs of one store.
+        hidden = 0 if args.all or title != "provenance" else len(keys) - len(differing)
+        lines.append(title + (f" ({hidden} equal entries hidden; --all shows them)" * bool(hidden)))
+        lines += [
+            ("*" if key in differing else " ", key, _side(left, key), _side(right, key))
+            for key in keys
+            if not hidden or key in differing
+        ]
+    rows = [line for line in lines if isinstance(line, tuple)]
+    key_width = max([len(row[1]) for row in rows] + [1])
+    a_width = max([len(row[2]) for row in rows] + [_SHORT_ID])
+    print(f"  {'':<{key_width}}  {'run A':<{a_width}}  run B")
+    print(f"  {'':<{key_width}}  {a.run_id[:_SHORT_ID]:<{a_width}}  {b.run_id[:_SHORT_ID]}")
+    for line in lines:
+        if isinstance(line, str):
+            print(line)
+        else:
+            mark, key, left_text, right_text = line
+            print(f"{mark} {key:<{key_width}}  {left_text:<{a_width}}  {right_text}".rstrip())
+    print(f"* marks the {sum(row[0] == '*' for row in rows)} row(s) that differ")
+    return EXIT_OK
+
+
+_MISSING = object()
+
+
+def _side(values: dict[str, Any], key: str) -> str:
+    """Return one side's cell in a diff row."""
+    if key not in values:
+        return "(missing)"
+    return "None" if values[key] is None else _fit(_cell(values[key], precise=True))
+
+
+def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys, so nested provenance lines up key by key."""
+    if not isinstance(values, dict):
+        return {prefix.rstrip("."): values} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+# -------------------------------------------------------------------------- printing
+
+
+def _write_table(file: TextIO, header: list[str], rows: list[list[Any]]) -> None:
+    """Write aligned columns; with rich on a terminal, a rich table."""
+    numeric = [
+        all(_is_number(row[i]) or row[i] is None for row in rows) for i in range(len(header))
+    ]
+    text = [[_cell(value) for value in row] for row in rows]
+    rich_console = optional("rich.console") if _is_terminal(file) else None
+    if rich_console is not None:
+        rich_table, rich_text = optional("rich.table"), optional("rich.text")
+        table = rich_table.Table(show_edge=False)
+        for name, right in zip(header, numeric, strict=True):
+            table.add_column(name, justify="right" if right else "left")
+        for row in text:  # Text, not str: a value like "[1, 2]" is not rich markup
+            table.add_row(*(rich_text.Text(cell) for cell in row))
+        rich_console.Console(file=file).print(table)
+        return
+    widths = [max([len(name)] + [len(row[i]) for row in text]) for i, name in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    file.write(line(header) + "\n")
+    file.write(line(["-" * width for width in widths]) + "\n")
+    for row in text:
+        file.write(line(row) + "\n")
+
+
+def _is_terminal(file: TextIO) -> bool:
+    isatty = getattr(file, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cell(value: Any, *, precise: bool = False) -> str:
+    """Format a value for reading: floats to 6 digits unless ``precise``; None as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and not precise:
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "" if value is None else value
+
+
+def _json_value(value: Any) -> Any:
+    """Strict JSON, as ``Results.to_json`` writes it: NaN and infinities become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_value(item) for item in value]
+    return value
+
+
+def _fit(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 3] + "..."
+
+
+def _pairs(pairs: Sequence[tuple[str, Any]], indent: str = "  ") -> list[str]:
+    width = max((len(key) for key, _ in pairs), default=0)
+    return [
+        f"{indent}{key + ':':<{width + 1}}  {_cell(value, precise=True)}" for key, value in pairs
+    ]
+
+
+def _section(title: str, pairs: Sequence[tuple[str, Any]]) -> list[str]:
+    return ["", title, *(_pairs(pairs) if pairs else ["  (none)"])]
+
+
+def _size(size: int) -> str:
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    value, index = float(size), 0
+    while value >= 1024 and index < len(units) - 1:
+        value, index = value / 1024, index + 1
+    return f"{size} B" if index == 0 else f"{value:.1f} {units[index]}"
+
+
+def _time(text: str) -> datetime | None:
+    """Parse a record's ISO 8601 UTC time; None for an empty or unreadable one."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _mtime(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _ago(delta: Any) -> str:
+    return f"{_duration(max(delta.total_seconds(), 0.0))} ago"
+
+
+def _duration(seconds: float) -> str:
+    """``42s``, ``3m 10s``, ``2h 05m``, ``3d 4h``: short enough for a status line."""
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m {seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours}h"
