@@ -323,3 +323,49 @@ def test_manifest_records_provenance_and_saves_the_git_diff(tmp_path, monkeypatc
     assert manifest["operation"]["name"] == "pi_mc"
     assert manifest["params"]["type"] == "GridSource"
     assert manifest["seeds"] == {"type": "SeedPlan", "base": 42, "replicates": 3}
+
+
+ORPHAN_SCRIPT = textwrap.dedent(
+    """
+    import os, sys, time
+    import metalab
+
+    @metalab.operation(name="pids", version="1")
+    def pids(params, context):
+        with open(context["pids"], "a") as out:
+            out.write(f"{os.getpid()}\\n")
+        time.sleep(0.05)
+
+    if __name__ == "__main__":
+        exp = metalab.Experiment(
+            "pids", "1", {"pids": sys.argv[2]}, pids, metalab.grid(x=list(range(400))),
+            metalab.seeds(0),
+        )
+        metalab.run(exp, store=sys.argv[1], executor=metalab.ProcessExecutor(2))
+    """
+)
+
+
+def test_pool_workers_exit_when_the_runner_is_killed(tmp_path):
+    script = tmp_path / "orphans.py"
+    script.write_text(ORPHAN_SCRIPT)
+    pids = tmp_path / "pids.txt"
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "s"), str(pids)])
+    deadline = time.monotonic() + 60
+    while (not pids.exists() or len(set(pids.read_text().split())) < 2) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    workers = {int(pid) for pid in pids.read_text().split()}
+    assert len(workers) >= 2
+    time.sleep(2.0)  # workers poll their parent every 0.25 s
+    alive = []
+    for pid in workers:
+        try:
+            os.kill(pid, 0)
+            alive.append(pid)
+        except ProcessLookupError:
+            pass
+    assert alive == [], "pool workers kept running after the runner was killed"

@@ -7,7 +7,10 @@ work, and turns a worker's death into :class:`~metalab.executors._base.WorkerLos
 
 from __future__ import annotations
 
+import os
 import pickle
+import threading
+import time
 from collections.abc import Callable
 from concurrent import futures
 from functools import partial
@@ -29,9 +32,10 @@ R = TypeVar("R")
 _worker_fn: Callable[[list[Any]], list[Any]]
 
 
-def _load_fn(payload: bytes) -> None:
-    """Pool initializer: unpickle the chunk function once for this worker process."""
+def _load_fn(payload: bytes, parent: int) -> None:
+    """Pool initializer: unpickle the chunk function once, and die with the parent."""
     global _worker_fn
+    threading.Thread(target=_exit_when_gone, args=(parent,), daemon=True).start()
     try:
         # Plain pickle reads cloudpickle's output; cloudpickle is imported as needed.
         _worker_fn = pickle.loads(payload)
@@ -39,6 +43,24 @@ def _load_fn(payload: bytes) -> None:
         # An initializer error breaks the pool, and every chunk would come back as
         # WorkerLost; raised by each chunk instead, it reaches the caller.
         _worker_fn = partial(_reraise, exc)
+
+
+def _exit_when_gone(parent: int) -> None:
+    """Exit this worker once the process that made the pool is gone.
+
+    A pool's workers outlive a parent killed with SIGKILL and would go on running the
+    chunks they hold; a resume started meanwhile would run those runs a second time.
+    A worker's parent is the forkserver, not the runner, so the runner's pid is watched.
+    """
+    while True:
+        time.sleep(_PARENT_POLL_SECONDS)
+        try:
+            os.kill(parent, 0)
+        except (ProcessLookupError, PermissionError):  # gone, or its pid reused by another user
+            os._exit(1)
+
+
+_PARENT_POLL_SECONDS = 0.25
 
 
 def _reraise(exc: Exception, chunk: list[Any]) -> list[Any]:
@@ -88,7 +110,7 @@ class ProcessExecutor(_PoolExecutor):
             self.max_workers,
             mp_context=self._context,
             initializer=_load_fn,
-            initargs=(payload,),
+            initargs=(payload, os.getpid()),
         )
         return new_pool, _run_chunk
 
