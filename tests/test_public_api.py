@@ -6,6 +6,8 @@ import ast
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,12 +28,11 @@ PACKAGE_DIR = Path(metalab.__file__).parent
 
 def _public_names(module) -> set[str]:
     """Names a user can reach: what a module or package defines or re-exports from below."""
+    names = {name for name in dir(module) if not name.startswith("_")}  # lazy names too
     return {
         name
-        for name, value in vars(module).items()
-        if not name.startswith("_")
-        and name != "annotations"  # from __future__ import annotations
-        and not inspect.ismodule(value)
+        for name in names - {"annotations", "TYPE_CHECKING"}  # typing helpers, not API
+        if not inspect.ismodule(value := getattr(module, name))
         and getattr(value, "__module__", module.__name__).startswith(module.__name__)
     }
 
@@ -44,6 +45,16 @@ def test_all_equals_public_names(module):
 @pytest.mark.parametrize("name", sorted(set(metalab.__all__) - {"__version__"}))
 def test_every_public_name_has_a_docstring(name):
     assert inspect.getdoc(getattr(metalab, name))
+
+
+def test_import_metalab_defers_the_run_engine():
+    code = "import sys, metalab; print(sorted(m for m in sys.modules if m.startswith('metalab')))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    for engine in ("metalab.runner", "metalab.store", "metalab.executors", "metalab.capture"):
+        assert f"'{engine}'" not in loaded
+    assert metalab.run.__module__ == "metalab.runner"  # served on first use
 
 
 def test_metalab_seeds_is_the_factory_and_module_stays_importable():

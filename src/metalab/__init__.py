@@ -16,9 +16,10 @@ modules of the same names are reached with ``from metalab.seeds import SeedBundl
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from metalab._version import __version__
-from metalab.capture import Capture
-from metalab.context import DirPath, FilePath, context_spec
 from metalab.errors import (
     CaseIndexError,
     FingerprintError,
@@ -27,11 +28,11 @@ from metalab.errors import (
     MetalabError,
     MissingDependencyError,
 )
-from metalab.executors import Executor, ProcessExecutor, SerialExecutor, ThreadExecutor
-from metalab.experiment import Experiment
 from metalab.fingerprint import canonical, fingerprint, run_id
 
-# Imported last: each rebinds a name that its own submodule's import set to the module.
+# `operation` and `seeds` (below) are both a function and a submodule's name: loading
+# the submodule sets the package attribute to it, and the from-import then rebinds it to
+# the function. Both submodules load here, eagerly, so no later import resets them.
 from metalab.operation import Operation, Runtime, operation
 from metalab.params import (
     Choice,
@@ -56,11 +57,53 @@ from metalab.params import (
     source_from_manifest,
     uniform,
 )
-from metalab.record import ArtifactRef, RunRecord
-from metalab.results import Results, Run, load_results
-from metalab.runner import run
 from metalab.seeds import SeedBundle, SeedPlan, seed_everything, seeded, seeds
-from metalab.store import FileStore, Store
+
+# The run engine loads on first use (PEP 562), which keeps `import metalab` cheap for
+# scripts that only declare sweeps and for worker processes.
+_LAZY = {
+    "Capture": "metalab.capture",
+    "DirPath": "metalab.context",
+    "FilePath": "metalab.context",
+    "context_spec": "metalab.context",
+    "Executor": "metalab.executors",
+    "ProcessExecutor": "metalab.executors",
+    "SerialExecutor": "metalab.executors",
+    "ThreadExecutor": "metalab.executors",
+    "Experiment": "metalab.experiment",
+    "ArtifactRef": "metalab.record",
+    "RunRecord": "metalab.record",
+    "Results": "metalab.results",
+    "Run": "metalab.results",
+    "load_results": "metalab.results",
+    "run": "metalab.runner",
+    "FileStore": "metalab.store",
+    "Store": "metalab.store",
+}
+
+if TYPE_CHECKING:
+    from metalab.capture import Capture
+    from metalab.context import DirPath, FilePath, context_spec
+    from metalab.executors import Executor, ProcessExecutor, SerialExecutor, ThreadExecutor
+    from metalab.experiment import Experiment
+    from metalab.record import ArtifactRef, RunRecord
+    from metalab.results import Results, Run, load_results
+    from metalab.runner import run
+    from metalab.store import FileStore, Store
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'metalab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ArtifactRef",
