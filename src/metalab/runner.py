@@ -13,6 +13,7 @@ the operation, captures, and writes the record itself, then returns only
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
 import socket
@@ -29,7 +30,9 @@ from metalab.context import context_fingerprint
 from metalab.errors import InvalidArgumentError, InvalidTypeError, MetalabError
 from metalab.executors import Executor, WorkerLost, resolve_executor
 from metalab.experiment import Experiment
+from metalab.fingerprint import run_id_function
 from metalab.operation import Runtime
+from metalab.params import ParamCase
 from metalab.progress import Progress
 from metalab.provenance import process_peak_memory, provenance, utc_now
 from metalab.record import FAILED, SUCCESS, RunRecord
@@ -38,8 +41,8 @@ from metalab.store import Store, open_store
 
 __all__ = ["run"]
 
-# One work item: (case index, replicate index, run ID, attempt).
-Item = tuple[int, int, str, int]
+# One work item: (case, replicate index, run ID, attempt).
+Item = tuple[ParamCase, int, str, int]
 
 
 def run(
@@ -133,16 +136,19 @@ def _plan(
     reporter: Progress,
 ) -> Iterator[Item]:
     """Yield the runs to execute, case by case, skipping ``done`` ones (streamed)."""
-    bundles = list(exp.seeds)
-    for case_index in range(len(exp.params)):
-        case = exp.params[case_index]
-        for bundle in bundles:
-            rid = exp.run_id(case, bundle)
+    identify = run_id_function(
+        experiment=exp.name, version=exp.version, context=exp.context_fingerprint
+    )
+    replicates = [(bundle.replicate_index, bundle.fingerprint) for bundle in exp.seeds]
+    for case in exp.params:
+        params_fingerprint = case.fingerprint
+        for replicate, seeds_fingerprint in replicates:
+            rid = identify(params_fingerprint, seeds_fingerprint)
             if rid in done:
                 reporter.skipped()
                 continue
             attempt = previous[rid][1] + 1 if rid in previous else 1
-            yield case_index, bundle.replicate_index, rid, attempt
+            yield case, replicate, rid, attempt
 
 
 def _dispatch(pool: Executor, task: _RunChunk, items: Iterator[Item], reporter: Progress) -> None:
@@ -156,35 +162,39 @@ def _dispatch(pool: Executor, task: _RunChunk, items: Iterator[Item], reporter: 
     size = pool.chunk_size(reporter.total)
     chunks = iter(lambda: list(itertools.islice(items, size)), [])
     lost = _run_chunks(pool, task, chunks, reporter)
-    lost = _run_chunks(pool, task, ([item] for item in lost), reporter)
-    for item in lost:
+    lost = _run_chunks(pool, task, ([item] for item, _ in lost.values()), reporter)
+    for item, _ in lost.values():
         alone = _run_chunks(pool, task, [[item]], reporter)
         if alone:
-            task.record_lost(item, alone[item])
+            task.record_lost(item, alone[item[2]][1])
             reporter.finished([FAILED])
 
 
 def _run_chunks(
     pool: Executor, task: _RunChunk, chunks: Iterable[list[Item]], reporter: Progress
-) -> dict[Item, str]:
-    """Run ``chunks``; return the items whose worker died before recording them, with why."""
-    lost: dict[Item, str] = {}
+) -> dict[str, tuple[Item, str]]:
+    """Run ``chunks``; return ``{run ID: (item, why)}`` of runs whose worker died first."""
+    lost: dict[str, tuple[Item, str]] = {}
     for chunk, outcome in pool.map_chunks(task, chunks):
         if isinstance(outcome, WorkerLost):
-            lost.update(dict.fromkeys(chunk, outcome.reason))
+            lost.update((item[2], (item, outcome.reason)) for item in chunk)
         else:
             reporter.finished(status for _, status in outcome)
     if not lost:
         return lost
     # The worker may have recorded some runs of its chunk before it died.
-    current = {record.run_id: record for record in task.store.records()}
+    current = (
+        task.store.run_states()
+        if hasattr(task.store, "run_states")
+        else {record.run_id: (record.status, record.attempt) for record in task.store.records()}
+    )
     unrecorded = {}
-    for item, reason in lost.items():
-        record = current.get(item[2])
-        if record is not None and record.attempt >= item[3]:
-            reporter.finished([record.status])
+    for rid, (item, reason) in lost.items():
+        status, attempt = current.get(rid, (FAILED, 0))
+        if attempt >= item[3]:
+            reporter.finished([status])
         else:
-            unrecorded[item] = reason
+            unrecorded[rid] = (item, reason)
     return unrecorded
 
 
@@ -202,12 +212,11 @@ class _RunChunk:
     def __call__(self, chunk: list[Item]) -> list[tuple[str, str]]:
         return [(item[2], self._run_one(*item)) for item in chunk]
 
-    def _run_one(self, case_index: int, replicate: int, rid: str, attempt: int) -> str:
+    def _run_one(self, case: ParamCase, replicate: int, rid: str, attempt: int) -> str:
         exp = self.exp
-        case = exp.params[case_index]
         bundle = exp.seeds[replicate]
         capture = Capture(rid, _ArtifactSink(self.store, rid))
-        worker = f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+        worker = f"{_hostname()}:{os.getpid()}:{threading.current_thread().name}"
         started_at, start = utc_now(), time.perf_counter()
         error = None
         runtime = Runtime(rid, attempt, worker, capture.log)
@@ -248,7 +257,7 @@ class _RunChunk:
             run_id=rid,
             experiment=exp.name,
             version=exp.version,
-            case_index=case_index,
+            case_index=case.index,
             replicate_index=replicate,
             params=case.to_dict(),
             seeds=bundle.to_dict(),
@@ -265,7 +274,7 @@ class _RunChunk:
             started_at=started_at,
             finished_at=utc_now(),
             duration=duration,
-            host=socket.gethostname(),
+            host=_hostname(),
             pid=os.getpid(),
             worker=worker,
             peak_memory=process_peak_memory(),
@@ -276,7 +285,12 @@ class _RunChunk:
 
     def _context_changed(self) -> dict[str, str] | None:
         """Fail the run if the operation changed the shared context, and restore it."""
-        if context_fingerprint(self.exp.context) == self.exp.context_fingerprint:
+        context = self.exp.context
+        # Equality with the pristine copy settles almost every run at a fraction of the
+        # cost of a fingerprint; the fingerprint decides when they differ (NaN != NaN).
+        if context == self._pristine or (
+            context_fingerprint(context) == self.exp.context_fingerprint
+        ):
             return None
         self.exp.context = copy.deepcopy(self._pristine)  # later runs see the declared one
         return {
@@ -288,23 +302,23 @@ class _RunChunk:
 
     def record_lost(self, item: Item, reason: str) -> None:
         """Record as failed a run whose worker died every time it ran it."""
-        case_index, replicate, rid, attempt = item
+        case, replicate, rid, attempt = item
         now = utc_now()
         self.store.put_record(
             RunRecord(
                 run_id=rid,
                 experiment=self.exp.name,
                 version=self.exp.version,
-                case_index=case_index,
+                case_index=case.index,
                 replicate_index=replicate,
-                params=self.exp.params[case_index].to_dict(),
+                params=case.to_dict(),
                 seeds=self.exp.seeds[replicate].to_dict(),
                 status=FAILED,
                 attempt=attempt,
                 error={"type": "WorkerLost", "message": reason, "traceback": ""},
                 started_at=now,
                 finished_at=now,
-                host=socket.gethostname(),
+                host=_hostname(),
                 pid=os.getpid(),
             )
         )
@@ -322,6 +336,12 @@ class _ArtifactSink:
 
 
 _PACKAGE_DIR = os.path.dirname(__file__)
+
+
+@functools.cache
+def _hostname() -> str:
+    """Return the host name, asked once per process (every record carries it)."""
+    return socket.gethostname()
 
 
 def _describe(exc: BaseException) -> dict[str, str]:

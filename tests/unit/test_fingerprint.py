@@ -12,7 +12,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from metalab.errors import FingerprintError
-from metalab.fingerprint import RUN_ID_HEX_DIGITS, canonical, fingerprint, run_id
+from metalab.fingerprint import (
+    RUN_ID_HEX_DIGITS,
+    canonical,
+    fingerprint,
+    run_id,
+    run_id_function,
+)
 
 
 @pytest.mark.parametrize(
@@ -140,3 +146,13 @@ def test_run_id_changes_with_every_component():
 def test_run_id_rejects_non_str_component():
     with pytest.raises(FingerprintError, match="version=1"):
         run_id(experiment="e", version=1, context="c", params="p", seeds="s")  # type: ignore[arg-type]
+
+
+@given(st.text(), st.text(), st.text(), st.text(), st.text())
+@settings(max_examples=200, deadline=None)
+def test_bound_run_id_function_equals_run_id(experiment, version, context, params, seeds):
+    bound = run_id_function(experiment=experiment, version=version, context=context)
+    expected = run_id(
+        experiment=experiment, version=version, context=context, params=params, seeds=seeds
+    )
+    assert bound(params, seeds) == expected
