@@ -37,6 +37,7 @@ from metalab.progress import Progress
 from metalab.provenance import process_peak_memory, provenance, utc_now
 from metalab.record import FAILED, SUCCESS, RunRecord
 from metalab.results import Results
+from metalab.seeds import SeedBundle
 from metalab.store import Store, open_store
 
 __all__ = ["run"]
@@ -208,13 +209,23 @@ class _RunChunk:
     def __post_init__(self) -> None:
         # A fingerprintable context is plain data, so it always deep-copies.
         self._pristine = copy.deepcopy(self.exp.context)
+        self._bundles: dict[int, SeedBundle] = {}
 
     def __call__(self, chunk: list[Item]) -> list[tuple[str, str]]:
-        return [(item[2], self._run_one(*item)) for item in chunk]
+        # Each run captures its own output inside this one: the stream proxies are then
+        # installed once per chunk rather than twice per run.
+        with capture_output():
+            return [(item[2], self._run_one(*item)) for item in chunk]
+
+    def _bundle(self, replicate: int) -> SeedBundle:
+        bundle = self._bundles.get(replicate)
+        if bundle is None:
+            bundle = self._bundles[replicate] = self.exp.seeds[replicate]
+        return bundle
 
     def _run_one(self, case: ParamCase, replicate: int, rid: str, attempt: int) -> str:
         exp = self.exp
-        bundle = exp.seeds[replicate]
+        bundle = self._bundle(replicate)
         capture = Capture(rid, _ArtifactSink(self.store, rid))
         worker = f"{_hostname()}:{os.getpid()}:{threading.current_thread().name}"
         started_at, start = utc_now(), time.perf_counter()
