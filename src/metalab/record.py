@@ -2,17 +2,31 @@
 
 A record is written once, when its run ends, and never changed; a retried run writes
 a new record with a higher ``attempt``. Stores keep records as JSON objects made by
-:meth:`RunRecord.to_dict`, so every field here is a JSON value.
+:meth:`RunRecord.to_dict`, so every field here is a JSON value;
+:func:`records_from_json` reads many of them back at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from metalab.errors import InvalidArgumentError
 
-__all__ = ["FAILED", "RECORD_FORMAT", "SUCCESS", "ArtifactRef", "RunRecord"]
+__all__ = [
+    "FAILED",
+    "HEADER_FIELDS",
+    "RECORD_FORMAT",
+    "SUCCESS",
+    "ArtifactRef",
+    "RunRecord",
+    "gc_paused",
+    "records_from_json",
+]
 
 SUCCESS = "success"
 FAILED = "failed"
@@ -105,11 +119,24 @@ class RunRecord:
         return self.status == SUCCESS
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready form, with ``"format": RECORD_FORMAT``."""
+        """Return the JSON-ready form, with ``"format": RECORD_FORMAT``.
+
+        The keys come in :data:`HEADER_FIELDS` order first (``run_id``, ``status``,
+        ``attempt``), then the other fields as declared, then ``format``: a store reads
+        which runs are done from the start of each line (``docs/store.md``).
+        """
         data = {name: getattr(self, name) for name in _RECORD_FIELDS}
         data["artifacts"] = [ref.to_dict() for ref in self.artifacts]
         data["format"] = RECORD_FORMAT
         return data
+
+    def to_json(self) -> bytes:
+        """Return :meth:`to_dict` as compact UTF-8 JSON, as stores keep it.
+
+        Non-finite numbers are written ``NaN``, ``Infinity`` and ``-Infinity``; a value
+        that is not JSON raises ``TypeError`` or ``ValueError``.
+        """
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
@@ -119,6 +146,37 @@ class RunRecord:
         return cls(**values)
 
 
+#: The fields :meth:`RunRecord.to_dict` puts first, in this order: all a resume or a
+#: status count needs, readable without parsing the rest of a stored line.
+HEADER_FIELDS = ("run_id", "status", "attempt")
+
 # dataclasses.fields() rebuilds its tuple on every call: half the cost of loading a
-# record. A dict keeps the declared order (stable JSON) with O(1) membership.
-_RECORD_FIELDS = dict.fromkeys(f.name for f in fields(RunRecord))
+# record. A dict keeps the written order (stable JSON) with O(1) membership.
+_RECORD_FIELDS = dict.fromkeys([*HEADER_FIELDS, *(f.name for f in fields(RunRecord))])
+
+
+def records_from_json(lines: Iterable[bytes | str]) -> list[RunRecord]:
+    """Return the records of JSON objects made by :meth:`RunRecord.to_json`, in order.
+
+    >>> record = RunRecord("r", "e", "1", 0, 0, {}, {}, SUCCESS)
+    >>> records_from_json([record.to_json()]) == [record]
+    True
+    """
+    with gc_paused():
+        return [RunRecord.from_dict(json.loads(line)) for line in lines]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while loading many records.
+
+    It would walk every new dict and tuple again and again: loading a million records
+    takes 9.7 s with it and 4.0 s without (notes/store-facts.md).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -120,7 +120,7 @@ def _check_store(
             f"runs of two versions are never mixed. Pass store='runs/{exp.name}-"
             f"{exp.version}' (or another new folder), or go back to that version."
         )
-    previous = {r.run_id: (r.status, r.attempt) for r in store.records()}
+    previous = store.run_states()
     if previous and not resume and not overwrite:
         raise InvalidArgumentError(
             f"run(resume=False): the store {store.location} already holds {len(previous)} "
@@ -184,11 +184,7 @@ def _run_chunks(
     if not lost:
         return lost
     # The worker may have recorded some runs of its chunk before it died.
-    current = (
-        task.store.run_states()
-        if hasattr(task.store, "run_states")
-        else {record.run_id: (record.status, record.attempt) for record in task.store.records()}
-    )
+    current = task.store.run_states()
     unrecorded = {}
     for rid, (item, reason) in lost.items():
         status, attempt = current.get(rid, (FAILED, 0))

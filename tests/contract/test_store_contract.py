@@ -7,6 +7,8 @@ fixture (an empty store), as optuna's ``StorageTestCase`` does; FileStore's is b
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import pickle
 import threading
 from collections.abc import Iterator
@@ -52,6 +54,8 @@ class StoreContract:
 
     def test_empty_store_has_no_records_and_no_done_ids(self, store):
         assert list(store.records()) == []
+        assert store.run_states() == {}
+        assert store.records_json() == []
         assert store.done_ids() == set()
 
     def test_manifest_round_trips(self, store):
@@ -79,6 +83,7 @@ class StoreContract:
         for record in (success, failure) if success_first else (failure, success):
             store.put_record(record)
         assert list(store.records()) == [success]
+        assert store.run_states() == {"r": (SUCCESS, 1)}
         assert store.done_ids() == {"r"}
 
     def test_a_later_attempt_supersedes_an_earlier_success(self, store):
@@ -87,6 +92,7 @@ class StoreContract:
         store.put_record(rerun)
         store.put_record(success)
         assert list(store.records()) == [rerun]
+        assert store.run_states() == {"r": (FAILED, 2)}
         assert store.done_ids() == set()
 
     def test_higher_attempt_wins_among_failures(self, store):
@@ -94,6 +100,7 @@ class StoreContract:
         for record in records:
             store.put_record(record)
         assert list(store.records()) == [records[1]]
+        assert store.run_states() == {"r": (FAILED, 3)}
 
     def test_later_finish_wins_among_equal_attempts(self, store):
         late = make_record("r", status=FAILED, finished_at="2026-01-02T00:00:00Z")
@@ -101,6 +108,42 @@ class StoreContract:
         store.put_record(late)
         store.put_record(early)
         assert list(store.records()) == [late]
+
+    def test_later_finish_wins_among_equal_successes_too(self, store):
+        early = make_record("r", finished_at="2026-01-01T00:00:00Z", duration=1.0)
+        late = make_record("r", finished_at="2026-01-02T00:00:00Z", duration=2.0)
+        store.put_record(late)
+        store.put_record(early)
+        assert list(store.records()) == [late]
+        assert store.run_states() == {"r": (SUCCESS, 1)}
+
+    def test_run_states_give_each_current_records_status_and_attempt(self, store):
+        store.put_record(make_record("ok"))
+        store.put_record(make_record("bad", status=FAILED))
+        store.put_record(make_record("retried", status=FAILED))
+        store.put_record(make_record("retried", attempt=2))
+        store.put_record(make_record("rerun", attempt=2, status=FAILED))
+        store.put_record(make_record("rerun", attempt=1))
+        assert store.run_states() == {
+            "ok": (SUCCESS, 1),
+            "bad": (FAILED, 1),
+            "retried": (SUCCESS, 2),
+            "rerun": (FAILED, 2),
+        }
+        assert store.run_states() == {r.run_id: (r.status, r.attempt) for r in store.records()}
+
+    def test_records_json_is_the_current_records_as_json_in_records_order(self, store):
+        store.put_record(make_record("a", metrics={"x": 1.5}))
+        store.put_record(make_record("b", status=FAILED))
+        store.put_record(make_record("b", attempt=2, params={"x": "ünï"}))
+        parsed = [json.loads(line) for line in store.records_json()]
+        assert parsed == [record.to_dict() for record in store.records()]
+        assert [entry["run_id"] for entry in parsed] == ["a", "b"]
+
+    def test_non_finite_metrics_round_trip_through_records_json(self, store):
+        store.put_record(make_record("r", metrics={"nan": math.nan, "inf": -math.inf}))
+        [entry] = [json.loads(line) for line in store.records_json()]
+        assert math.isnan(entry["metrics"]["nan"]) and entry["metrics"]["inf"] == -math.inf
 
     def test_experiment_file_round_trips_through_read_file(self, store):
         path = store.put_experiment_file("git-0123abcd.diff", b"--- a\n+++ b\n")
@@ -174,6 +217,18 @@ class StoreContract:
         record = make_record(run_id, params=params, metrics=metrics)
         store.put_record(record)
         assert [r for r in store.records() if r.run_id == run_id] == [record]
+        assert store.run_states()[run_id] == (SUCCESS, 1)
+
+    @settings(
+        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(run_id=st.text(min_size=1, max_size=12))
+    def test_any_run_id_reads_back(self, store, run_id):
+        # Quotes, backslashes, control and non-ASCII characters need escapes or UTF-8.
+        store.put_record(make_record(run_id, status=FAILED))
+        assert store.run_states()[run_id] == (FAILED, 1)
+        assert store.done_ids() == set()
+        assert [r.run_id for r in store.records() if r.run_id == run_id] == [run_id]
 
 
 class TestFileStore(StoreContract):

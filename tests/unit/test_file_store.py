@@ -27,7 +27,7 @@ import metalab.store.file as file_module
 from contract.test_store_contract import make_record
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.record import ArtifactRef
-from metalab.store import FileStore, StoreWarning, open_store
+from metalab.store import FileStore, Store, StoreWarning, open_store
 
 # Writes records "<tag>-0", "<tag>-1", ... to the store at argv[1] and prints each
 # index once put_record has returned; a count of 0 means until killed.
@@ -62,6 +62,14 @@ def _segments(root: Path) -> list[Path]:
 
 def _ids(store: FileStore) -> list[str]:
     return sorted(record.run_id for record in store.records())
+
+
+def _state_ids(store: FileStore) -> list[str]:
+    return sorted(store.run_states())
+
+
+# Both ways of reading a store: whole records, and the header scan of run_states.
+READERS = pytest.mark.parametrize("read_ids", [_ids, _state_ids], ids=["records", "run_states"])
 
 
 @pytest.fixture
@@ -110,6 +118,14 @@ def test_line_is_crc32_hex_space_compact_json_newline(store):
     assert line == b"%08x %s\n" % (zlib.crc32(body), body)
 
 
+def test_line_starts_with_run_id_status_and_attempt(store):
+    store.put_record(make_record("9f2c", status="failed", attempt=3))
+    [path] = _segments(Path(store.location))
+    assert re.match(
+        rb'[0-9a-f]{8} \{"run_id":"9f2c","status":"failed","attempt":3,', path.read_bytes()
+    )
+
+
 def test_readme_snippet_reads_records_without_metalab(store, root, monkeypatch, capsys):
     store.put_record(make_record("r"))
     readme = (root / "README.md").read_text()
@@ -140,44 +156,48 @@ def test_location_is_the_absolute_folder(tmp_path, monkeypatch):
 # Damaged lines
 
 
-def test_torn_last_record_is_ignored_with_a_warning_at_every_offset(store):
+@READERS
+def test_torn_last_record_is_ignored_with_a_warning_at_every_offset(store, read_ids):
     segment = _fill(store, 3)
     data = segment.read_bytes()
     last_start = data.rindex(b"\n", 0, len(data) - 1) + 1
     for offset in range(last_start + 1, len(data)):
         segment.write_bytes(data[:offset])
-        with pytest.warns(StoreWarning, match="incomplete"):
-            assert _ids(store) == ["r0", "r1"]
+        with pytest.warns(StoreWarning, match="1 damaged line.* of 3, the last one incomplete"):
+            assert read_ids(store) == ["r0", "r1"]
 
 
-def test_truncation_at_a_line_boundary_loads_silently(store):
+@READERS
+def test_truncation_at_a_line_boundary_loads_silently(store, read_ids):
     segment = _fill(store, 3)
     data = segment.read_bytes()
     segment.write_bytes(data[: data.rindex(b"\n", 0, len(data) - 1) + 1])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert _ids(store) == ["r0", "r1"]
+        assert read_ids(store) == ["r0", "r1"]
 
 
-def test_bad_crc_in_the_middle_is_skipped_with_one_warning_naming_the_file(store):
+@READERS
+def test_bad_crc_in_the_middle_is_skipped_with_one_warning_naming_the_file(store, read_ids):
     segment = _fill(store, 5)
     lines = segment.read_bytes().splitlines(keepends=True)
     for n in (1, 3):
         lines[n] = lines[n].replace(b'"exp"', b'"EXP"')
     segment.write_bytes(b"".join(lines))
     with pytest.warns(StoreWarning) as caught:
-        assert _ids(store) == ["r0", "r2", "r4"]
+        assert read_ids(store) == ["r0", "r2", "r4"]
     [warning] = caught
     assert str(segment) in str(warning.message)
     assert "2 damaged line(s) of 5" in str(warning.message)
 
 
-def test_line_with_valid_crc_but_bad_json_is_skipped(store):
+@READERS
+def test_line_with_valid_crc_but_bad_json_is_skipped(store, read_ids):
     segment = _fill(store, 2)
     with segment.open("ab") as file:
         file.write(b"%08x %s\n" % (zlib.crc32(b"{not json"), b"{not json"))
     with pytest.warns(StoreWarning, match="1 damaged line"):
-        assert _ids(store) == ["r0", "r1"]
+        assert read_ids(store) == ["r0", "r1"]
 
 
 def test_done_ids_skip_damaged_lines_too(store):
@@ -185,6 +205,96 @@ def test_done_ids_skip_damaged_lines_too(store):
     segment.write_bytes(segment.read_bytes()[:-5])
     with pytest.warns(StoreWarning):
         assert store.done_ids() == {"r0"}
+
+
+def _append_line(segment: Path, entry: dict) -> None:
+    body = json.dumps(entry, separators=(",", ":")).encode()
+    with segment.open("ab") as file:
+        file.write(b"%08x %s\n" % (zlib.crc32(body), body))
+
+
+def test_a_line_in_another_key_order_is_still_read(store):
+    # Written by an older metalab, or by hand: no header to scan, so it is parsed whole.
+    segment = _fill(store, 2)
+    _append_line(segment, dict(sorted(make_record("sorted", status="failed").to_dict().items())))
+    store.put_record(make_record("r2"))
+    store.flush()
+    assert store.run_states() == {
+        "r0": ("success", 1),
+        "r1": ("success", 1),
+        "sorted": ("failed", 1),
+        "r2": ("success", 1),
+    }
+    assert _ids(store) == ["r0", "r1", "r2", "sorted"]
+
+
+def test_a_line_without_a_status_or_with_a_bad_attempt_is_damaged(store):
+    segment = _fill(store, 1)
+    _append_line(segment, {"run_id": "no-status"})
+    _append_line(segment, {"run_id": "text-attempt", "status": "success", "attempt": "2"})
+    with pytest.warns(StoreWarning, match="2 damaged line"):
+        assert store.run_states() == {"r0": ("success", 1)}
+
+
+def test_run_states_parse_no_json_when_lines_have_the_header(store, monkeypatch):
+    _fill(store, 3)
+    store.put_record(make_record("r1", attempt=2, status="failed"))
+    store.flush()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("json.loads was called")
+
+    monkeypatch.setattr(file_module.json, "loads", refuse)
+    assert store.run_states() == {"r0": ("success", 1), "r1": ("failed", 2), "r2": ("success", 1)}
+
+
+def test_records_parse_only_the_current_lines(store, monkeypatch):
+    for attempt in (1, 2, 3):
+        store.put_record(make_record("r", attempt=attempt, status="failed"))
+    parsed = []
+    real_loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text: parsed.append(text) or real_loads(text))
+    [record] = store.records()
+    assert record.attempt == 3 and len(parsed) == 1
+
+
+@pytest.mark.parametrize("block", [7, 64, 300, 1 << 20])
+def test_blocks_of_any_size_read_the_same_lines(store, monkeypatch, block):
+    # Lines shorter and longer than a block, a damaged one, and a torn end.
+    for i in range(12):
+        store.put_record(make_record(f"r{i}", params={"pad": "x" * (i * 37)}, attempt=1 + i % 2))
+    store.flush()
+    [segment] = _segments(Path(store.location))
+    lines = segment.read_bytes().splitlines(keepends=True)
+    lines[5] = lines[5].replace(b'"exp"', b'"EXP"')
+    segment.write_bytes(b"".join(lines) + lines[0][:30])
+    monkeypatch.setattr(file_module, "_BLOCK", block)
+    expected = {f"r{i}": ("success", 1 + i % 2) for i in range(12) if i != 5}
+    with pytest.warns(StoreWarning, match="2 damaged line.* of 13, the last one incomplete"):
+        assert store.run_states() == expected
+    with pytest.warns(StoreWarning):
+        assert [r.run_id for r in store.records()] == list(expected)
+
+
+def test_records_json_is_what_the_store_contracts_default_would_make(store):
+    store.put_record(make_record("a", metrics={"x": 0.1, "inf": float("inf")}))
+    store.put_record(make_record("b", params={"name": "ünï"}, status="failed"))
+    store.put_record(make_record("b", attempt=2))
+    assert store.records_json() == Store.records_json(store)
+    assert store.done_ids() == Store.done_ids(store) == {"a", "b"}
+
+
+def test_equal_attempts_in_two_segments_rank_by_finish_then_segment_order(root):
+    first, second = FileStore(root), FileStore(root)
+    first.put_record(make_record("late", finished_at="2026-01-02T00:00:00Z", duration=1.0))
+    second.put_record(make_record("late", finished_at="2026-01-01T00:00:00Z", duration=2.0))
+    first.put_record(make_record("same", duration=1.0))
+    second.put_record(make_record("same", duration=2.0))
+    first.close()
+    second.close()
+    later = 2.0 if _segments(root)[1].read_bytes().count(b'"duration":2.0') else 1.0
+    durations = {record.run_id: record.duration for record in FileStore(root).records()}
+    assert durations == {"late": 1.0, "same": later}
 
 
 # Group fsync

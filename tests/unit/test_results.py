@@ -7,6 +7,7 @@ subprocess that is killed half-way or whose code this process cannot import).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import math
@@ -22,7 +23,9 @@ from pathlib import Path
 import pytest
 
 import metalab
+import metalab.results as results_module
 from metalab.errors import CaseIndexError, InvalidArgumentError, InvalidTypeError
+from metalab.store import FileStore
 
 
 @metalab.operation(name="train", version="1")
@@ -60,6 +63,17 @@ def draw(params, seeds, capture):
 def clash(params, capture):
     capture.metric("lr", params["lr"] * 2)
     capture.metric("status", 1)
+
+
+@metalab.operation
+def mixed(params, seeds, capture):
+    if params["kind"] == "bad" and seeds.replicate_index == 1:
+        raise ValueError("bad kind")
+    capture.metric("score", params["x"] * 2 + seeds.rng().random())
+    capture.metric("ratio", math.nan if seeds.replicate_index == 0 else 0.25)
+    capture.metric("edge", math.inf if params["x"] == 1 else -math.inf if params["flag"] else 1.0)
+    if params["flag"]:
+        capture.metric("only_flagged", seeds.replicate_index)
 
 
 @pytest.fixture(scope="module")
@@ -491,3 +505,106 @@ def test_store_loads_without_the_experiments_code(foreign):
     assert run.artifact("weights").tolist() == [0.0, 2.0, 4.0]
     assert run.steps("loss") == ([0, 1], [1.0, 0.5])
     assert loaded.manifest["operation"]["name"] == "foreign"
+
+
+# -- loading on first use -----------------------------------------------------------------
+
+
+@pytest.fixture
+def read_counts(monkeypatch):
+    """Count the reads of FileStore's records and manifests."""
+    counts = {"records_json": 0, "read_manifest": 0}
+    for name in counts:
+        real = getattr(FileStore, name)
+
+        def counted(self, real=real, name=name):
+            counts[name] += 1
+            return real(self)
+
+        monkeypatch.setattr(FileStore, name, counted)
+    return counts
+
+
+def test_results_from_a_store_read_nothing_until_used(stores, read_counts):
+    loaded = metalab.Results.from_store(FileStore(stores / "train", create=False))
+    assert read_counts == {"records_json": 0, "read_manifest": 0}
+    assert len(loaded) == 18
+    loaded[0], list(loaded), loaded.table(), loaded.summary(), loaded.manifest, repr(loaded)
+    assert read_counts == {"records_json": 1, "read_manifest": 1}
+
+
+def test_results_of_a_sweep_are_read_on_first_use_then_kept(tmp_path):
+    exp = metalab.Experiment("v", "1", {}, draw, metalab.grid(x=[1, 2]), metalab.seeds(0))
+    result = metalab.run(exp, store=tmp_path / "s")
+    store = FileStore(tmp_path / "s", create=False)
+    extra = next(iter(store.records()))
+    store.put_record(dataclasses.replace(extra, run_id="added-after-run", case_index=9))
+    assert len(result) == 3  # the record added before first use is there
+    store.put_record(dataclasses.replace(extra, run_id="added-after-use", case_index=9))
+    assert [run.run_id for run in result][-1] == "added-after-run"
+    assert len(result.table()) == len(result.to_dataframe()) == 3
+
+
+# -- the pyarrow DataFrame ------------------------------------------------------------------
+
+
+def _row_by_row_frame(results, monkeypatch):
+    """Return results.to_dataframe() as built without pyarrow."""
+    with monkeypatch.context() as patch:
+        patch.setattr(results_module, "optional", lambda name: None)
+        return results.to_dataframe()
+
+
+def _pyarrow_frame(results, monkeypatch):
+    """Return results.to_dataframe(), failing if it is not built by pyarrow."""
+    with monkeypatch.context() as patch:
+        patch.setattr(results_module.Results, "_table", None)  # the row path needs it
+        return results.to_dataframe()
+
+
+def test_pyarrow_frame_equals_the_row_by_row_one(tmp_path, monkeypatch):
+    pytest.importorskip("pyarrow")
+    pandas = pytest.importorskip("pandas")
+    grid = metalab.grid(x=[1, 2.5, 3], kind=["good", "bad"], flag=[True, False])
+    exp = metalab.Experiment("mixed", "1", {}, mixed, grid, metalab.seeds(2, 3))
+    metalab.run(exp, store=tmp_path / "s")
+    fast = _pyarrow_frame(metalab.load_results(tmp_path / "s"), monkeypatch)
+    slow = _row_by_row_frame(metalab.load_results(tmp_path / "s"), monkeypatch)
+    pandas.testing.assert_frame_equal(fast, slow, check_exact=True)
+    assert list(fast.columns) == [
+        "run_id",
+        "status",
+        "flag",
+        "kind",
+        "x",
+        "score",
+        "ratio",
+        "edge",
+        "only_flagged",
+        "replicate_index",
+        "duration",
+    ]
+    assert fast["status"].tolist().count("failed") == 6
+    assert fast["ratio"].isna().sum() == 12 + 6
+    assert sorted(fast["edge"].dropna().unique().tolist()) == [-math.inf, 1.0, math.inf]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[1, "a"], [True, 2], ["2026-01-01", "2026-01-02"], [[1, 2], [3]], [2**64, 1]],
+    ids=["int-and-str", "bool-and-int", "dates", "lists", "beyond-int64"],
+)
+def test_columns_pyarrow_would_type_otherwise_give_the_row_by_row_frame(
+    tmp_path, monkeypatch, values
+):
+    pytest.importorskip("pyarrow")
+    pandas = pytest.importorskip("pandas")
+    exp = metalab.Experiment(
+        "v", "1", {}, draw, metalab.manual([{"p": v} for v in values]), metalab.seeds(0)
+    )
+    metalab.run(exp, store=tmp_path / "s")
+    loaded = metalab.load_results(tmp_path / "s")
+    frame = loaded.to_dataframe()
+    pandas.testing.assert_frame_equal(
+        frame, _row_by_row_frame(loaded, monkeypatch), check_exact=True
+    )

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from metalab.record import ArtifactRef, RunRecord
+from metalab.record import SUCCESS, ArtifactRef, RunRecord
 
 __all__ = ["Store", "StoreWarning"]
 
@@ -73,8 +73,24 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    def run_states(self) -> dict[str, tuple[str, int]]:
+        """Map every run ID to the ``(status, attempt)`` of its current record.
+
+        The current record is chosen as by :meth:`records`; this is all a resume needs,
+        so a backend reads no more of each record than it must.
+        """
+
     def done_ids(self) -> set[str]:
         """Return the run IDs whose current record is a success."""
+        return {rid for rid, (status, _) in self.run_states().items() if status == SUCCESS}
+
+    def records_json(self) -> list[bytes]:
+        """Return the current records as :meth:`RunRecord.to_json`, in :meth:`records` order.
+
+        For readers that parse in bulk (a table loaded with pyarrow); a backend that
+        stores this JSON returns it without parsing.
+        """
+        return [record.to_json() for record in self.records()]
 
     @abc.abstractmethod
     def artifact_path(self, ref: ArtifactRef) -> Path:
