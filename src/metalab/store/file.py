@@ -13,9 +13,10 @@ processes and machines never share a file, and no lock is needed between them.
 A record line is ``<crc32 as 8 hex> <compact JSON>\n``, written with one ``write``:
 kill -9 loses nothing written (the kernel holds it). Segments are fsynced at most once
 a second (by the first record a second after the last sync) and on
-:meth:`FileStore.flush`, so power loss may lose the records of the last second. Readers check every line's CRC but
-parse only its header, ``{"run_id":...,"status":...,"attempt":n,``, unless they need
-the whole record (:class:`_Lines`).
+:meth:`FileStore.flush`, so power loss may lose the records of the last second.
+Readers check every line's CRC but parse only its header,
+``{"run_id":...,"status":...,"attempt":n,``, unless they need the whole record
+(:class:`_Lines`).
 """
 
 from __future__ import annotations
