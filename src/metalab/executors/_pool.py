@@ -47,10 +47,13 @@ class _PoolExecutor(Executor):
         """Aim at four or more chunks per worker and at most 256 items per chunk."""
         check_int(f"{type(self).__name__}.chunk_size", "n_items", n_items, minimum=0)
         # Four chunks per worker let the others pick up work while one runs a slow chunk
-        # at the end of a sweep. The cap bounds what a dead worker takes with it (every
-        # chunk in flight is lost) and keeps progress moving. A chunk costs ~20 us on
-        # threads and ~0.2 ms on processes (2 workers, Python 3.11, trivial fn), which
-        # even chunks of one item repay with any run worth running in parallel.
+        # at the end of a sweep; 8, 16 or 32 gave the same speed-ups within noise on 20 ms
+        # and 1 ms runs (benchmarks/bench_chunks.py --scan), the pool's start-up being
+        # the larger loss. The cap bounds what a dead worker takes with it (every chunk
+        # in flight is lost) and keeps progress moving. Handing a chunk over and back
+        # costs ~25 us on threads and ~0.13 ms on processes (bench_chunks.py; 2 workers,
+        # Python 3.11), which even chunks of one item repay with any run worth running
+        # in parallel.
         return max(1, min(256, n_items // (4 * self.max_workers)))
 
     def map_chunks(
