@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import csv
 import json
-import math
 import os
 import runpy
 import shlex
@@ -42,7 +41,7 @@ from metalab.errors import InvalidArgumentError, MetalabError
 from metalab.executors import Executor, ProcessExecutor, ThreadExecutor
 from metalab.experiment import Experiment
 from metalab.record import SUCCESS, RunRecord
-from metalab.results import Results, Run
+from metalab.results import Results, Run, csv_cell, json_safe
 from metalab.runner import run as run_experiment
 from metalab.store import Store, StoreWarning, open_store
 
@@ -762,9 +761,9 @@ def _write_rows(file: TextIO, kind: str, columns: list[str], rows: list[dict[str
     if kind == "csv":
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([_csv_value(row.get(column)) for column in columns] for row in rows)
+        writer.writerows([csv_cell(row.get(column)) for column in columns] for row in rows)
     elif kind == "json":
-        text = json.dumps(_json_value(rows), indent=2, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(json_safe(rows), indent=2, ensure_ascii=False, allow_nan=False)
         file.write(text + "\n")
     elif not rows:
         file.write("no runs in the store yet\n")
@@ -910,23 +909,6 @@ def _cell(value: Any, *, precise: bool = False) -> str:
     if isinstance(value, dict | list):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
-
-
-def _csv_value(value: Any) -> Any:
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return "" if value is None else value
-
-
-def _json_value(value: Any) -> Any:
-    """Strict JSON, as ``Results.to_json`` writes it: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _json_value(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_json_value(item) for item in value]
-    return value
 
 
 def _fit(text: str) -> str:

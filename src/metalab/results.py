@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from pandas import DataFrame
 
-__all__ = ["Results", "Run", "load_results"]
+__all__ = ["Results", "Run", "csv_cell", "json_safe", "load_results"]
 
 #: Columns of :meth:`Results.table` that are not params or metrics.
 _RUN_COLUMNS = ("run_id", "status", "replicate_index", "duration")
@@ -521,7 +521,7 @@ class Results:
         with _open_for_writing("Results.to_csv", path) as file:
             writer = csv.writer(file)
             writer.writerow(columns)
-            writer.writerows([_csv_cell(row[c]) for c in columns] for row in rows)
+            writer.writerows([csv_cell(row[c]) for c in columns] for row in rows)
 
     def to_json(self, path: str | os.PathLike[str]) -> None:
         """Write :meth:`table` to ``path`` as a JSON list of row objects.
@@ -529,7 +529,7 @@ class Results:
         JSON has no NaN or infinity: non-finite values are written as ``null``.
         """
         _, rows = self._table()
-        text = json.dumps(_json_safe(rows), indent=2, ensure_ascii=False, allow_nan=False)
+        text = json.dumps(json_safe(rows), indent=2, ensure_ascii=False, allow_nan=False)
         with _open_for_writing("Results.to_json", path) as file:
             file.write(text + "\n")
 
@@ -892,21 +892,23 @@ def _open_for_writing(where: str, path: Any) -> Any:
         raise _unwritable(where, path, exc) from exc
 
 
-def _csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> Any:
+    """Return ``value`` as a CSV cell: None empty, lists and dicts as JSON text."""
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return value
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """Return ``value`` as strict JSON would hold it: NaN and infinities become None."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_json_safe(item) for item in value]
+        return [json_safe(item) for item in value]
     return value
 
 
