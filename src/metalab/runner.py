@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import itertools
 import os
 import socket
@@ -87,9 +88,11 @@ def run(
 
     facts, diff = provenance()
     if diff:
-        facts.setdefault("git", {})["diff_file"] = target.put_experiment_file(
-            "git.diff", diff.encode("utf-8")
-        )
+        data = diff.encode("utf-8")
+        # Named by content: a later sweep from another dirty tree must not replace the
+        # diff an earlier manifest (kept in manifests/) points to.
+        name = f"git-{hashlib.sha256(data).hexdigest()[:16]}.diff"
+        facts.setdefault("git", {})["diff_file"] = target.put_experiment_file(name, data)
     target.write_manifest(exp.manifest(provenance=facts))
 
     skip_done = resume and not overwrite

@@ -319,7 +319,15 @@ def test_manifest_records_provenance_and_saves_the_git_diff(tmp_path, monkeypatc
     manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
     facts = manifest["provenance"]
     assert facts["git"]["dirty"] is True
-    assert "lr = 0.2" in (tmp_path / "s" / facts["git"]["diff_file"]).read_text()
+    first_diff = facts["git"]["diff_file"]
+    assert "lr = 0.2" in (tmp_path / "s" / first_diff).read_text()
+    (repo / "train.py").write_text("lr = 0.3\n")
+    metalab.run(pi_experiment(params=metalab.grid(n_samples=[10])), store=tmp_path / "s")
+    second = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    second_diff = second["provenance"]["git"]["diff_file"]
+    assert second_diff != first_diff
+    assert "lr = 0.2" in (tmp_path / "s" / first_diff).read_text(), "earlier diff kept"
+    assert "lr = 0.3" in (tmp_path / "s" / second_diff).read_text()
     assert manifest["operation"]["name"] == "pi_mc"
     assert manifest["params"]["type"] == "GridSource"
     assert manifest["seeds"] == {"type": "SeedPlan", "base": 42, "replicates": 3}
