@@ -24,7 +24,7 @@ from typing import Any
 from metalab._version import __version__
 from metalab.context import context_fingerprint
 from metalab.errors import InvalidArgumentError, InvalidTypeError
-from metalab.fingerprint import check_encodable, run_id
+from metalab.fingerprint import check_encodable, run_id_function
 from metalab.operation import Operation
 from metalab.params import ParamCase, ParamSource
 from metalab.seeds import SeedBundle, SeedPlan
@@ -111,6 +111,12 @@ class Experiment:
         self.tags = list(tags)
         self.metadata = dict(metadata)
         self.context_fingerprint = context_fingerprint(self.context)
+        #: ``run_id_from(params_fingerprint, seeds_fingerprint)``: the run ID with this
+        #: experiment's name, version and context bound (what :meth:`run_id` uses; a sweep
+        #: calls it once per run with fingerprints it computed once).
+        self.run_id_from = run_id_function(
+            experiment=name, version=version, context=self.context_fingerprint
+        )
 
     def __repr__(self) -> str:
         return (
@@ -125,13 +131,7 @@ class Experiment:
 
     def run_id(self, case: ParamCase, bundle: SeedBundle) -> str:
         """Return the stable ID of the run of ``case`` with ``bundle``."""
-        return run_id(
-            experiment=self.name,
-            version=self.version,
-            context=self.context_fingerprint,
-            params=case.fingerprint,
-            seeds=bundle.fingerprint,
-        )
+        return self.run_id_from(case.fingerprint, bundle.fingerprint)
 
     def manifest(self, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
         """Return the JSON-ready description of the whole experiment.

@@ -31,7 +31,6 @@ from metalab.context import context_fingerprint
 from metalab.errors import InvalidArgumentError, InvalidTypeError, MetalabError
 from metalab.executors import Executor, WorkerLost, resolve_executor
 from metalab.experiment import Experiment
-from metalab.fingerprint import run_id_function
 from metalab.operation import Runtime
 from metalab.params import ParamCase
 from metalab.progress import Progress
@@ -140,14 +139,11 @@ def _plan(
     reporter: Progress,
 ) -> Iterator[Item]:
     """Yield the runs to execute, case by case, skipping ``done`` ones (streamed)."""
-    identify = run_id_function(
-        experiment=exp.name, version=exp.version, context=exp.context_fingerprint
-    )
     replicates = [(bundle.replicate_index, bundle.fingerprint) for bundle in exp.seeds]
     for case in exp.params:
         params_fingerprint = case.fingerprint
         for replicate, seeds_fingerprint in replicates:
-            rid = identify(params_fingerprint, seeds_fingerprint)
+            rid = exp.run_id_from(params_fingerprint, seeds_fingerprint)
             if rid in done:
                 reporter.skipped()
                 continue

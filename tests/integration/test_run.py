@@ -379,3 +379,10 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_stored_run_ids_are_the_experiments_run_ids(tmp_path):
+    exp = pi_experiment(params=metalab.grid(n_samples=[10, 20]))
+    result = metalab.run(exp, store=tmp_path / "s")
+    expected = [exp.run_id(case, bundle) for case in exp.params for bundle in exp.seeds]
+    assert [run.run_id for run in result] == expected
