@@ -72,7 +72,13 @@ def _metalab_modules() -> list[str]:
 
 # The architecture, bottom up: a module may import only from its own layer's
 # foundations listed here (a package's modules may also import each other).
-BASE = {"metalab.errors", "metalab._optional", "metalab._validate", "metalab._version"}
+BASE = {
+    "metalab.errors",
+    "metalab._json",
+    "metalab._optional",
+    "metalab._validate",
+    "metalab._version",
+}
 VALUES = BASE | {"metalab.fingerprint"}
 DEFINITIONS = VALUES | {
     "metalab.seeds",
@@ -84,9 +90,10 @@ DEFINITIONS = VALUES | {
 ALLOWED_IMPORTS = {
     "metalab.errors": set(),
     "metalab._version": set(),
+    "metalab._json": set(),
     "metalab._optional": {"metalab.errors"},
     "metalab._validate": {"metalab.errors"},
-    "metalab.fingerprint": {"metalab.errors"},
+    "metalab.fingerprint": {"metalab.errors", "metalab._json"},
     "metalab.seeds": VALUES,
     "metalab.params": VALUES,
     "metalab.context": VALUES,

@@ -29,6 +29,7 @@ import runpy
 import shlex
 import socket
 import sys
+import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -527,8 +528,8 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         rows.append(
             [
                 str(folder),
-                manifest.get("name", "?"),
-                manifest.get("version", "?"),
+                _brief(manifest.get("name", "?")),
+                _brief(manifest.get("version", "?")),
                 done,
                 len(records) - done,
                 manifest.get("total_runs", "?"),
@@ -568,8 +569,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     )
     now = datetime.now(UTC)
     state, rate = _state(pending, failed, finished, now)
+    name, version = _brief(manifest.get("name", "?")), _brief(manifest.get("version", "?"))
     lines = [
-        ("experiment", f"{manifest.get('name', '?')} {manifest.get('version', '?')}"),
+        ("experiment", f"{name} {version}"),
         ("store", store.location),
         ("done", f"{done} of {total if total is not None else '?'}"),
         ("failed", failed),
@@ -655,7 +657,8 @@ def _cmd_show(args: argparse.Namespace) -> int:
         f"metalab show {args.store} {args.run_id}", Results.from_store(store), args.run_id
     )
     record = run.record
-    out: list[str] = [f"run {run.run_id}  ({record.experiment} {record.version})"]
+    heading = f"run {run.run_id}  ({_brief(record.experiment)} {_brief(record.version)})"
+    out: list[str] = [_printable(heading)]
     out += _pairs(
         [
             ("status", run.status),
@@ -814,13 +817,18 @@ def _cmd_diff(args: argparse.Namespace) -> int:
         hidden = 0 if args.all or title != "provenance" else len(keys) - len(differing)
         lines.append(title + (f" ({hidden} equal entries hidden; --all shows them)" * bool(hidden)))
         lines += [
-            ("*" if key in differing else " ", key, _side(left, key), _side(right, key))
+            (
+                "*" if key in differing else " ",
+                _printable(str(key)),
+                _side(left, key),
+                _side(right, key),
+            )
             for key in keys
             if not hidden or key in differing
         ]
     rows = [line for line in lines if isinstance(line, tuple)]
-    key_width = max([len(row[1]) for row in rows] + [1])
-    a_width = max([len(row[2]) for row in rows] + [_SHORT_ID])
+    key_width = max([_width(row[1]) for row in rows] + [1])
+    a_width = max([_width(row[2]) for row in rows] + [_SHORT_ID])
     print(f"  {'':<{key_width}}  {'run A':<{a_width}}  run B")
     print(f"  {'':<{key_width}}  {a.run_id[:_SHORT_ID]:<{a_width}}  {b.run_id[:_SHORT_ID]}")
     for line in lines:
@@ -828,7 +836,8 @@ def _cmd_diff(args: argparse.Namespace) -> int:
             print(line)
         else:
             mark, key, left_text, right_text = line
-            print(f"{mark} {key:<{key_width}}  {left_text:<{a_width}}  {right_text}".rstrip())
+            line_text = f"{mark} {_pad(key, key_width)}  {_pad(left_text, a_width)}  {right_text}"
+            print(line_text.rstrip())
     print(f"* marks the {sum(row[0] == '*' for row in rows)} row(s) that differ")
     return EXIT_OK
 
@@ -864,7 +873,8 @@ def _write_table(file: TextIO, header: list[str], rows: list[list[Any]]) -> None
     numeric = [
         all(_is_number(row[i]) or row[i] is None for row in rows) for i in range(len(header))
     ]
-    text = [[_cell(value) for value in row] for row in rows]
+    header = [_printable(name) for name in header]
+    text = [[_printable(_cell(value)) for value in row] for row in rows]
     rich_console = optional("rich.console") if _is_terminal(file) else None
     if rich_console is not None:
         rich_table, rich_text = optional("rich.table"), optional("rich.text")
@@ -875,11 +885,13 @@ def _write_table(file: TextIO, header: list[str], rows: list[list[Any]]) -> None
             table.add_row(*(rich_text.Text(cell) for cell in row))
         rich_console.Console(file=file).print(table)
         return
-    widths = [max([len(name)] + [len(row[i]) for row in text]) for i, name in enumerate(header)]
+    widths = [
+        max([_width(name)] + [_width(row[i]) for row in text]) for i, name in enumerate(header)
+    ]
 
     def line(cells: list[str]) -> str:
         return "  ".join(
-            cell.rjust(width) if right else cell.ljust(width)
+            _pad(cell, width, right=right)
             for cell, width, right in zip(cells, widths, numeric, strict=True)
         ).rstrip()
 
@@ -911,15 +923,68 @@ def _cell(value: Any, *, precise: bool = False) -> str:
     return str(value)
 
 
+def _brief(value: Any) -> Any:
+    """Cut a manifest's text to a cell's width (a store may hold a name of any length)."""
+    return _fit(value) if isinstance(value, str) else value
+
+
 def _fit(text: str) -> str:
-    text = " ".join(text.split())
+    text = _printable(" ".join(text.split()))
     return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 3] + "..."
 
 
+# Characters that a terminal acts on rather than shows: C0 and C1 controls (newline,
+# tab, ESC starting colour or cursor sequences, DEL), line and paragraph separators,
+# and the bidirectional overrides that make text display in another order than it is
+# stored ("rtl\u202egnp.exe" shows as "rtlexe.png"). Names and values come from stores,
+# which may come from anyone, so the human-readable views show these escaped.
+_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+
+
+def _is_control(char: str) -> bool:
+    return unicodedata.category(char) in ("Cc", "Zl", "Zp") or char in _BIDI_CONTROLS
+
+
+def _printable(text: str) -> str:
+    r"""Return ``text`` with terminal controls written as escapes: ``"a\nb"`` -> ``a\nb``.
+
+    >>> _printable("new\nline \x1b[31mred\u202e")
+    'new\\nline \\x1b[31mred\\u202e'
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(
+        char.encode("unicode_escape").decode("ascii") if _is_control(char) else char
+        for char in text
+    )
+
+
+def _width(text: str) -> int:
+    """Return how many terminal columns ``text`` takes: wide characters 2, combining 0."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0
+        if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me", "Cf")
+        else 2
+        if unicodedata.east_asian_width(char) in ("W", "F")
+        else 1
+        for char in text
+    )
+
+
+def _pad(text: str, width: int, *, right: bool = False) -> str:
+    """Pad ``text`` with spaces to ``width`` terminal columns (on the left if ``right``)."""
+    fill = " " * max(width - _width(text), 0)
+    return fill + text if right else text + fill
+
+
 def _pairs(pairs: Sequence[tuple[str, Any]], indent: str = "  ") -> list[str]:
-    width = max((len(key) for key, _ in pairs), default=0)
+    keys = [_printable(str(key)) + ":" for key, _ in pairs]
+    width = max((_width(key) for key in keys), default=0)
     return [
-        f"{indent}{key + ':':<{width + 1}}  {_cell(value, precise=True)}" for key, value in pairs
+        f"{indent}{_pad(key, width)}  {_printable(_cell(value, precise=True))}"
+        for key, (_, value) in zip(keys, pairs, strict=True)
     ]
 
 

@@ -227,7 +227,7 @@ def context_fingerprint(context: Any) -> str:
     if getattr(type(context), _SPEC_MARK, False):
         return context.fingerprint
     if isinstance(context, Mapping):
-        return fingerprint(_resolve(context, _payload), where="context")
+        return fingerprint(_resolved(context, _payload, "context"), where="context")
     raise InvalidTypeError(
         f"context_fingerprint({context!r:.80}): a context must be a @metalab.context_spec "
         f"instance, a dict or None, got {type(context).__name__}. Decorate its class "
@@ -250,7 +250,9 @@ def _checking_fields(init: Callable[..., None]) -> Callable[..., None]:
             where = f"{qualname}.{field.name}"
             try:
                 # Paths stand in as None here: content is hashed lazily, never on build.
-                check_encodable(_resolve(getattr(self, field.name), _no_content), where=where)
+                check_encodable(
+                    _resolved(getattr(self, field.name), _no_content, where), where=where
+                )
             except FingerprintError as exc:
                 raise FingerprintError(
                     f"{qualname}: field {field.name!r} cannot be fingerprinted, so it cannot "
@@ -262,7 +264,12 @@ def _checking_fields(init: Callable[..., None]) -> Callable[..., None]:
 
 
 def _spec_fingerprint(self: Any) -> str:
-    return fingerprint(_spec_payload(self, _payload), where=type(self).__qualname__)
+    where = type(self).__qualname__
+    try:
+        payload = _spec_payload(self, _payload)
+    except RecursionError:
+        raise _cyclic(where) from None
+    return fingerprint(payload, where=where)
 
 
 def _spec_payload(spec: Any, content: Callable[[FilePath | DirPath], Any]) -> dict[str, Any]:
@@ -279,6 +286,22 @@ def _payload(path: FilePath | DirPath) -> Any:
 
 def _no_content(path: FilePath | DirPath) -> Any:
     return None
+
+
+def _resolved(value: Any, content: Callable[[FilePath | DirPath], Any], where: str) -> Any:
+    """:func:`_resolve`, turning the RecursionError of a value that holds itself into an error."""
+    try:
+        return _resolve(value, content)
+    except RecursionError:
+        raise _cyclic(where) from None
+
+
+def _cyclic(where: str) -> FingerprintError:
+    return FingerprintError(
+        f"fingerprint: {where} contains itself (a list or dict holding itself, directly "
+        f"or further down) or is nested more deeply than Python can follow; a context "
+        f"must be a tree of values. Pass a copy without the cycle."
+    )
 
 
 def _resolve(value: Any, content: Callable[[FilePath | DirPath], Any]) -> Any:

@@ -45,11 +45,11 @@ False
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from metalab._json import compact_encoder
 from metalab.errors import FingerprintError
 
 __all__ = [
@@ -74,9 +74,7 @@ _ALLOWED = (
 
 _NONFINITE = {"nan": {"$float": "nan"}, "inf": {"$float": "inf"}, "-inf": {"$float": "-inf"}}
 
-_DUMPS = json.JSONEncoder(
-    ensure_ascii=True, allow_nan=False, sort_keys=True, separators=(",", ":")
-).encode
+_DUMPS = compact_encoder(ensure_ascii=True, sort_keys=True, allow_nan=False)
 
 
 def _normalise(value: Any, where: str) -> Any:
@@ -131,7 +129,28 @@ def canonical(value: Any, *, where: str = "value") -> bytes:
     >>> canonical({"x": float("inf"), "$k": b"\x01"})
     b'{"$$k":{"$bytes":"01"},"x":{"$float":"inf"}}'
     """
-    return _DUMPS(_normalise(value, where)).encode("ascii")
+    try:
+        if type(value) is dict and _is_flat(value):
+            # A parameter case is nearly always a flat dict of plain scalars: the encoder
+            # (sorting keys, repr for floats) already writes it canonically.
+            return _DUMPS(value).encode("ascii")
+        return _DUMPS(_normalise(value, where)).encode("ascii")
+    except (RecursionError, ValueError) as exc:
+        raise _unencodable(where, exc) from None
+
+
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _is_flat(mapping: dict[Any, Any]) -> bool:
+    """Whether ``mapping`` encodes as itself: plain str keys, scalar finite values."""
+    for key, item in mapping.items():
+        if type(key) is not str or key[:1] == "$":
+            return False
+        kind = type(item)
+        if kind not in _PLAIN and not (kind is float and math.isfinite(item)):
+            return False
+    return True
 
 
 def fingerprint(value: Any, *, where: str = "value") -> str:
@@ -149,7 +168,21 @@ def check_encodable(value: Any, *, where: str) -> None:
     Constructors call this so that a bad value fails when it is declared, not in
     the middle of a sweep.
     """
-    _normalise(value, where)
+    canonical(value, where=where)
+
+
+def _unencodable(where: str, exc: BaseException) -> FingerprintError:
+    """Return the error for a value whose encoding raised ``exc`` (RecursionError, ValueError)."""
+    if isinstance(exc, RecursionError):
+        problem = (
+            "contains itself (a list or dict holding itself, directly or further down) "
+            "or is nested more deeply than Python can follow"
+        )
+        fix = "pass a copy without the cycle, or a flatter structure"
+    else:  # json refuses ints beyond Python's int-to-text limit (4300 digits by default)
+        problem = f"holds a value JSON text cannot hold ({exc})"
+        fix = "pass a very large int as a str, or as a float if an approximation will do"
+    return FingerprintError(f"fingerprint: {where} {problem}; {fix}.")
 
 
 def run_id(
@@ -192,6 +225,11 @@ def run_id(
     return fingerprint(identity)[:RUN_ID_HEX_DIGITS]
 
 
+def _quoted(text: str) -> str:
+    """Return ``text`` as a JSON string; a fingerprint (hex digits) needs no escaping."""
+    return f'"{text}"' if text.isalnum() and text.isascii() else _DUMPS(text)
+
+
 def run_id_function(*, experiment: str, version: str, context: str) -> Callable[[str, str], str]:
     """Return ``f(params, seeds)`` equal to :func:`run_id` with the other parts bound.
 
@@ -209,7 +247,7 @@ def run_id_function(*, experiment: str, version: str, context: str) -> Callable[
     sha256 = hashlib.sha256
 
     def bound_run_id(params: str, seeds: str) -> str:
-        text = f"{head}{_DUMPS(params)}{middle}{_DUMPS(seeds)}{tail}"
+        text = f"{head}{_quoted(params)}{middle}{_quoted(seeds)}{tail}"
         return sha256(text.encode("ascii")).hexdigest()[:RUN_ID_HEX_DIGITS]
 
     return bound_run_id

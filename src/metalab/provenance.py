@@ -27,13 +27,20 @@ import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from metalab.errors import InvalidArgumentError
 
-__all__ = ["environment", "git_state", "process_peak_memory", "provenance", "utc_now"]
+__all__ = [
+    "environment",
+    "git_state",
+    "process_peak_memory",
+    "provenance",
+    "utc_now",
+    "utc_text",
+]
 
 _GIT_TIMEOUT_S = 5
 # English messages (so "not a git repository" can be recognised) and no index.lock:
@@ -144,8 +151,30 @@ def utc_now() -> str:
     >>> len(utc_now()), utc_now()[10], utc_now()[-1]
     (27, 'T', 'Z')
     """
-    # isoformat is 2.5x faster than strftime (1.4 us against 3.7 us), and runs call this twice.
-    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return utc_text(time.time_ns())
+
+
+def utc_text(ns: int) -> str:
+    """Return ``time.time_ns()`` value ``ns`` as :func:`utc_now` writes the time.
+
+    The runner takes a run's times as ``time_ns()`` and writes them out later.
+
+    >>> utc_text(1_700_000_000_123_456_789)
+    '2023-11-14T22:13:20.123456Z'
+    """
+    global _utc_prefix
+    # Runs take two times each: the date and time of day are formatted once a second
+    # (0.4 us a call, against 2.4 us for datetime.isoformat each time).
+    second, nanos = divmod(ns, 1_000_000_000)
+    cached_second, prefix = _utc_prefix
+    if second != cached_second:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _utc_prefix = (second, prefix)  # one tuple, so threads never see half of it
+    return f"{prefix}.{nanos // 1000:06d}Z"
+
+
+# (second since the epoch, "YYYY-MM-DDTHH:MM:SS") of the latest time written.
+_utc_prefix: tuple[int, str] = (-1, "")
 
 
 def process_peak_memory() -> int:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from metalab._json import compact_encoder, quoted
 from metalab.errors import InvalidArgumentError
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RECORD_FORMAT",
     "SUCCESS",
     "ArtifactRef",
+    "RecordEncoder",
     "RunRecord",
     "gc_paused",
     "records_from_json",
@@ -153,6 +155,92 @@ HEADER_FIELDS = ("run_id", "status", "attempt")
 # dataclasses.fields() rebuilds its tuple on every call: half the cost of loading a
 # record. A dict keeps the written order (stable JSON) with O(1) membership.
 _RECORD_FIELDS = dict.fromkeys([*HEADER_FIELDS, *(f.name for f in fields(RunRecord))])
+
+
+_dumps = compact_encoder(ensure_ascii=False)
+
+
+class RecordEncoder:
+    """Encodes the records of one worker's runs exactly as :meth:`RunRecord.to_json` does.
+
+    The runner's hot path: the fields that stay the same across a worker's runs
+    (experiment, version, host, pid, worker) are encoded once, a case's params once
+    for all its replicates, and no :class:`RunRecord` is built. A sweep of trivial
+    runs spent a fifth of its time building records and turning them into dicts.
+
+    >>> encoder = RecordEncoder("e", "1", host="h", pid=7, worker="h:7:main")
+    >>> record = RunRecord("r", "e", "1", 0, 0, {"x": 1}, {}, SUCCESS, host="h", pid=7,
+    ...                    worker="h:7:main", metrics={"pi": 3.1})
+    >>> encoder.encode("r", SUCCESS, 1, 0, 0, encoder.json({"x": 1}), encoder.json({}),
+    ...                metrics={"pi": 3.1}) == record.to_json()
+    True
+    """
+
+    __slots__ = ("_middle", "_tail")
+
+    def __init__(self, experiment: str, version: str, *, host: str, pid: int, worker: str):
+        self._middle = f',"experiment":{_dumps(experiment)},"version":{_dumps(version)}'
+        self._tail = f',"host":{_dumps(host)},"pid":{pid:d},"worker":{_dumps(worker)}'
+
+    @staticmethod
+    def json(value: Any) -> str:
+        """Return ``value`` as the compact JSON the record holds (for :meth:`encode`)."""
+        return _dumps(value)
+
+    def encode(
+        self,
+        run_id: str,
+        status: str,
+        attempt: int,
+        case_index: int,
+        replicate_index: int,
+        params_json: str,
+        seeds_json: str,
+        *,
+        metrics: dict[str, Any] | None = None,
+        nonfinite_metrics: list[str] | None = None,
+        steps: str | None = None,
+        artifacts: list[ArtifactRef] | None = None,
+        logs: str | None = None,
+        stdout: str | None = None,
+        stderr: str | None = None,
+        error: dict[str, str] | None = None,
+        started_at: str = "",
+        finished_at: str = "",
+        duration: float = 0.0,
+        peak_memory: int = 0,
+        tags_json: str = "[]",
+    ) -> bytes:
+        """Return the record's JSON; ``*_json`` arguments are already encoded by :meth:`json`.
+
+        Raises ``TypeError`` or ``ValueError`` for a value that is not JSON, as
+        :meth:`RunRecord.to_json` does.
+        """
+        if status not in (SUCCESS, FAILED):
+            raise InvalidArgumentError(
+                f"RecordEncoder.encode(status={status!r}): must be {SUCCESS!r} or {FAILED!r}."
+            )
+        # The rarely-set fields are null or empty in almost every run: no encoder call.
+        rare = (
+            (_dumps(nonfinite_metrics) if nonfinite_metrics else "[]"),
+            "null" if steps is None else _dumps(steps),
+            _dumps([ref.to_dict() for ref in artifacts]) if artifacts else "[]",
+            "null" if logs is None else _dumps(logs),
+            "null" if stdout is None else _dumps(stdout),
+            "null" if stderr is None else _dumps(stderr),
+            "null" if error is None else _dumps(error),
+        )
+        return (
+            f'{{"run_id":{quoted(run_id)},"status":"{status}","attempt":{attempt:d}'
+            f'{self._middle},"case_index":{case_index:d},"replicate_index":{replicate_index:d}'
+            f',"params":{params_json},"seeds":{seeds_json}'
+            f',"metrics":{_dumps(metrics) if metrics else "{}"},"nonfinite_metrics":{rare[0]}'
+            f',"steps":{rare[1]},"artifacts":{rare[2]},"logs":{rare[3]},"stdout":{rare[4]}'
+            f',"stderr":{rare[5]},"error":{rare[6]},"started_at":{quoted(started_at)}'
+            f',"finished_at":{quoted(finished_at)},"duration":{float(duration)!r}'
+            f'{self._tail},"peak_memory":{peak_memory:d},"tags":{tags_json}'
+            f',"format":{RECORD_FORMAT}}}'
+        ).encode()
 
 
 def records_from_json(lines: Iterable[bytes | str]) -> list[RunRecord]:

@@ -226,12 +226,16 @@ class Run:
         return {ref.name: ref.kind for ref in self.record.artifacts}
 
     def artifact(self, name: str, *, allow_pickle: bool = False) -> Any:
-        """Return the artifact ``name`` decoded by its kind (pickles only with ``allow_pickle``)."""
+        """Return the artifact ``name`` decoded by its kind (pickles only with ``allow_pickle``).
+
+        The file must lie inside the store folder once symbolic links are followed: a
+        store copied from elsewhere cannot make this read, say, ``~/.ssh`` through a link.
+        """
         for ref in self.record.artifacts:
             if ref.name == name:
-                return decode_artifact(
-                    ref.kind, self._store.artifact_path(ref), allow_pickle=allow_pickle
-                )
+                path = self._store.artifact_path(ref)
+                _check_inside_store(f"Run({self.run_id}).artifact({name!r})", self._store, path)
+                return decode_artifact(ref.kind, path, allow_pickle=allow_pickle)
         known = ", ".join(sorted(self.artifacts)) or "none"
         raise InvalidArgumentError(
             f"Run({self.run_id}).artifact({name!r}): no such artifact; this run has: {known}."
@@ -268,7 +272,15 @@ class Run:
     def _step_series(self) -> dict[str, Any]:
         if self.record.steps is None:
             return {}
-        return decode_steps(self._store.read_file(self.record.steps))
+        return decode_steps(self._read_file("steps", self.record.steps))
+
+    def _read_file(self, what: str, relpath: str) -> bytes:
+        """Return the bytes of the run's file ``relpath``, refusing one a link leads outside."""
+        location = self._store.location
+        if os.path.isdir(location):
+            where = f"Run({self.run_id}).{what}"
+            _check_inside_store(where, self._store, os.path.join(location, relpath))
+        return self._store.read_file(relpath)
 
     def plot_steps(self, name: str, ax: Axes | None = None) -> Figure:
         """Draw the per-step series ``name`` of this run; return the matplotlib Figure.
@@ -281,23 +293,23 @@ class Run:
 
         return plot_run_steps(self, name, ax=ax)
 
-    def _text(self, relpath: str | None) -> str:
-        return "" if relpath is None else self._store.read_file(relpath).decode("utf-8")
+    def _text(self, what: str, relpath: str | None) -> str:
+        return "" if relpath is None else self._read_file(what, relpath).decode("utf-8")
 
     @property
     def logs(self) -> str:
         """The lines the run logged through ``capture.log`` or its runtime logger."""
-        return self._text(self.record.logs)
+        return self._text("logs", self.record.logs)
 
     @property
     def stdout(self) -> str:
         """What the run printed to standard output."""
-        return self._text(self.record.stdout)
+        return self._text("stdout", self.record.stdout)
 
     @property
     def stderr(self) -> str:
         """What the run printed to standard error."""
-        return self._text(self.record.stderr)
+        return self._text("stderr", self.record.stderr)
 
     @property
     def started_at(self) -> str:
@@ -857,6 +869,21 @@ def _put_back_nonfinite(
             array[row] = value
         frame[column] = array
     return frame
+
+
+def _check_inside_store(where: str, store: Store, path: Any) -> None:
+    """Refuse ``path`` if, links followed, it leaves the folder of a store kept in a folder."""
+    location = store.location
+    if not os.path.isdir(location):  # a store elsewhere (a URL) hands out its own files
+        return
+    root = os.path.realpath(location)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root:
+        raise InvalidArgumentError(
+            f"{where}: {os.fspath(path)!r} leads to {real!r}, outside the store folder "
+            f"{root!r} (a symbolic link); artifacts are read only from inside the store. "
+            f"Replace the link with a copy of the file if you trust it."
+        )
 
 
 def _check_bool(where: str, name: str, value: Any) -> None:

@@ -29,6 +29,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import random as _stdlib_random
@@ -50,11 +51,32 @@ _CUBLAS_WORKSPACE = ":4096:8"
 
 
 def _check_seed(where: str, name: str, value: Any) -> int:
-    return check_int(where, name, value, minimum=0, below=SEED_LIMIT)
+    if type(value) is int and value.bit_length() > 256:
+        # repr() of an int beyond 4300 digits raises, so the value is shown by its size.
+        raise InvalidArgumentError(
+            f"{where}({name}=<an int of {value.bit_length()} bits>): must be an int in "
+            f"[0, 2**64). {_SEED_FIX.format(name=name)}"
+        )
+    try:
+        return check_int(where, name, value, minimum=0, below=SEED_LIMIT)
+    except (InvalidArgumentError, InvalidTypeError) as exc:
+        # check_int says what is allowed; a seed also needs to say how to get one.
+        raise type(exc)(f"{exc} {_SEED_FIX.format(name=name)}") from None
 
 
+_SEED_FIX = (
+    "Pass a whole number such as {name}=42: int(text) for a str, x % 2**64 for a larger "
+    "or negative int (e.g. a hash)."
+)
+
+
+@functools.lru_cache(maxsize=4096)
 def _hash64(text: str) -> int:
-    """First 8 bytes, big-endian, of SHA-256 over the UTF-8 ``text``."""
+    """First 8 bytes, big-endian, of SHA-256 over the UTF-8 ``text``.
+
+    Cached: every run of a replicate derives the same few seeds (``seeds.numpy()``
+    once a run), and a cache hit costs a fifth of the hash.
+    """
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 

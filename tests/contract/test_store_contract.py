@@ -198,6 +198,12 @@ class StoreContract:
             thread.join()
         assert len(store.done_ids()) == 400
 
+    def test_records_given_as_json_read_back_equal(self, store):
+        records = [make_record("a"), make_record("b", status=FAILED), make_record("c")]
+        store.put_record_json(records[0].to_json())
+        store.put_records_json([record.to_json() for record in records[1:]])
+        assert sorted(store.records(), key=lambda r: r.run_id) == records
+
     def test_store_is_usable_after_close(self, store):
         store.put_record(make_record("before"))
         store.close()
@@ -237,3 +243,10 @@ class TestFileStore(StoreContract):
         store = FileStore(tmp_path / "store")
         yield store
         store.close()
+
+    def test_records_json_that_is_not_a_record_is_refused_before_any_is_written(self, store):
+        good = make_record("good").to_json()
+        for bad in (b"not json", good + b"\n" + good, "text"):
+            with pytest.raises(InvalidArgumentError, match=r"RunRecord\.to_json"):
+                store.put_records_json([good, bad])
+        assert store.records_json() == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 MAX_NAME_LENGTH = 200
 
 _STEP_LIMIT = 2**63  # steps are stored as int64
+# Final values are written as JSON, and Python writes no int of more than 4300 digits
+# (by default): a larger one would fail the run's record, after the run, so it is
+# refused when logged. 13,000 bits is about 3,900 digits.
+_INT_BITS = 13_000
+_INT_BOUND = 1 << _INT_BITS
 
 Number = int | float | bool
 
@@ -131,6 +137,8 @@ class Capture:
             value = _as_number(name, value)
         if step is None:
             _check_metric_name(name)
+            if type(value) is int and not -_INT_BOUND < value < _INT_BOUND:
+                _refuse_int(name, value)
             self._final[name] = value
             return
         if type(step) is not int or not 0 <= step < _STEP_LIMIT:
@@ -192,7 +200,7 @@ class Capture:
         >>> calls
         ['json']
         """
-        where = f"Capture.artifact({name!r}{'' if kind is None else f', kind={kind!r}'})"
+        where = f"Capture.artifact({_short(name)}{'' if kind is None else f', kind={kind!r}'})"
         if self._closed:
             self._refuse("artifact")
         self._check_new_name(where, name)
@@ -213,7 +221,7 @@ class Capture:
         are given to the sink under the same ``name``. The SVG has no date and stable
         element IDs, so an unchanged figure gives unchanged bytes.
         """
-        where = f"Capture.figure({name!r})"
+        where = f"Capture.figure({_short(name)})"
         if self._closed:
             self._refuse("figure")
         self._check_new_name(where, name)
@@ -342,10 +350,36 @@ def _check_metric_name(name: Any) -> None:
         )
 
 
+def _refuse_int(name: str, value: int) -> NoReturn:
+    # repr() of such an int raises (Python's int-to-text limit), so its size is shown.
+    raise InvalidArgumentError(
+        f"Capture.metric({_short(name)}, <an int of {value.bit_length()} bits>): too large "
+        f"to store; metric ints must stay below 2**{_INT_BITS} in size, because records "
+        f"are JSON text (float(value) overflows too). Log its size instead, "
+        f"math.log10(value) or value.bit_length(), or the digits with capture.log()."
+    )
+
+
+# A value's repr in a message: the first items of a list, the ends of a string. Plain
+# repr() of a 10**7-item list or a 50 MB string takes a second and 50 MB to build.
+_BRIEF = reprlib.Repr()  # Python 3.11's takes no arguments
+_BRIEF.maxlevel, _BRIEF.maxlist, _BRIEF.maxtuple, _BRIEF.maxdict = 2, 4, 4, 4
+_BRIEF.maxstring = _BRIEF.maxother = 60
+
+
+def _short(name: Any) -> str:
+    """``repr(name)``, cut past 300 characters: a 10,000-character name would drown the message."""
+    text = repr(name)
+    return text if len(text) <= 300 else f"{text[:100]}...<{len(text)} characters in all>"
+
+
 def _as_number(name: str, value: Any) -> Number:
     """Return ``value`` as an int, float or bool, converting NumPy scalars; else raise."""
     if isinstance(value, int | float):  # bool is an int
-        return value if type(value) in (int, float, bool) else _plain(value)
+        value = value if type(value) in (int, float, bool) else _plain(value)
+        if type(value) is int and not -_INT_BOUND < value < _INT_BOUND:
+            _refuse_int(name, value)
+        return value
     if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         item = value.item()
         if isinstance(item, int | float):
@@ -358,8 +392,8 @@ def _as_number(name: str, value: Any) -> Number:
         else "pass a number, e.g. float(value); keep text in capture.log()"
     )
     raise InvalidTypeError(
-        f"Capture.metric({name!r}, {value!r:.80}): a metric value must be an int, float, "
-        f"bool or NumPy scalar, got {type(value).__name__}; {hint}."
+        f"Capture.metric({_short(name)}, {_BRIEF.repr(value)}): a metric value must be an "
+        f"int, float, bool or NumPy scalar, got {type(value).__name__}; {hint}."
     )
 
 

@@ -125,7 +125,17 @@ def _encode_numpy(array: Any) -> Encoded:
 
 def _decode_numpy(path: Path) -> Any:
     numpy = require("numpy", feature="decode_artifact('numpy')", extra="numpy")
-    return numpy.load(path, allow_pickle=False)
+    try:
+        return numpy.load(path, allow_pickle=False)
+    except ValueError as exc:
+        # Most often an array of Python objects, which .npy keeps as a pickle: metalab
+        # never writes one (see _encode_numpy), so the file was put there by someone else.
+        raise InvalidArgumentError(
+            f"decode_artifact('numpy', {str(path)!r}): numpy cannot load it without "
+            f"unpickling ({exc}); an array of Python objects is stored as a pickle, and "
+            f"loading one runs whatever code its writer chose. If you trust the file, "
+            f"load it yourself with numpy.load(path, allow_pickle=True)."
+        ) from None
 
 
 def _encode_bytes(data: bytes | bytearray) -> Encoded:
@@ -350,6 +360,12 @@ def decode_artifact(kind: str, path: str | os.PathLike[str], *, allow_pickle: bo
     {'layers': 50}
     """
     where = f"decode_artifact({kind!r}, {os.fspath(path)!r})"
+    if not isinstance(allow_pickle, bool):
+        # A truthy stand-in such as the str "false" must not open the door to pickles.
+        raise InvalidTypeError(
+            f"{where}: allow_pickle={allow_pickle!r} must be True or False; pass "
+            f"allow_pickle=True only for a store you trust."
+        )
     codec = _lookup(kind, where)
     if codec.kind == "pickle" and not allow_pickle:
         raise InvalidArgumentError(

@@ -22,7 +22,13 @@ from metalab._validate import check_index
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.fingerprint import fingerprint
 
-__all__ = ["ParamCase", "ParamSource", "plain_value", "source_from_manifest"]
+__all__ = ["MAX_INT_BITS", "ParamCase", "ParamSource", "plain_value", "source_from_manifest"]
+
+#: Largest size, in bits, of an int parameter value: 13,000 bits is about 3,900 decimal
+#: digits, safely below the 4,300 digits Python's ``int`` to text conversion allows by
+#: default (records and manifests are JSON text).
+MAX_INT_BITS = 13_000
+_INT_BOUND = 1 << MAX_INT_BITS
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -175,33 +181,75 @@ def plain_value(value: Any, where: str) -> Any:
     str-keyed dicts of those, so that every case can be fingerprinted and every
     manifest written as JSON. Values come back as JSON would give them: NumPy scalars
     become the equal Python value and tuples become lists, so a source rebuilt from
-    its JSON manifest yields identical cases.
+    its JSON manifest yields identical cases. A container that holds itself, one
+    nested deeper than Python can recurse, and an int of more than
+    :data:`MAX_INT_BITS` bits are refused: none of them can be written as JSON.
 
     >>> plain_value((1, {"a": 2.5}), "grid(x)[0]")
     [1, {'a': 2.5}]
     """
+    try:
+        return _plain(value, where, {})
+    except RecursionError:
+        raise InvalidArgumentError(
+            f"{where} is nested more deeply than Python can follow; parameter values "
+            f"must be small JSON-like trees. Store the structure in a file (a "
+            f"metalab.FilePath in the context) and pass its name as the parameter."
+        ) from None
+
+
+def _plain(value: Any, where: str, parents: dict[int, str]) -> Any:
+    """:func:`plain_value`, with ``parents`` mapping the containers being converted to where."""
     kind = type(value)
-    if value is None or kind is int or kind is float or kind is str or kind is bool:
+    if value is None or kind is float or kind is str or kind is bool:
         return value
+    if kind is int:
+        return _checked_int(value, where)
     for builtin in (bool, int, float, str):  # subclasses such as np.float64 or IntEnum
         if isinstance(value, builtin):
-            return builtin(value)
-    if isinstance(value, list | tuple):
-        return [plain_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, Mapping):
-        out = {}
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidTypeError(
-                    f"{where} has a key {key!r} of type {type(key).__name__}; "
-                    f"parameter dict keys must be str."
-                )
-            out[key] = plain_value(item, f"{where}[{key!r}]")
-        return out
+            return _checked_int(int(value), where) if builtin is int else builtin(value)
+    if isinstance(value, list | tuple | Mapping):
+        # A container that holds itself has no JSON form; without this check the
+        # conversion would recurse until RecursionError, naming nothing.
+        outer = parents.get(id(value))
+        if outer is not None:
+            raise InvalidArgumentError(
+                f"{where} is {outer} itself: a {kind.__name__} that contains itself cannot "
+                f"be a parameter value. Pass a copy without the cycle, e.g. the items "
+                f"as a plain list or dict."
+            )
+        parents[id(value)] = where
+        try:
+            if isinstance(value, list | tuple):
+                return [_plain(item, f"{where}[{i}]", parents) for i, item in enumerate(value)]
+            out = {}
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidTypeError(
+                        f"{where} has a key {key!r} of type {type(key).__name__}; "
+                        f"parameter dict keys must be str."
+                    )
+                out[key] = _plain(item, f"{where}[{key!r}]", parents)
+            return out
+        finally:
+            del parents[id(value)]
     if kind.__module__ == "numpy" and getattr(value, "ndim", None) == 0:
-        return plain_value(value.item(), where)
+        return _plain(value.item(), where, parents)
     raise InvalidTypeError(
         f"{where} = {value!r:.80} has type {kind.__name__}; parameter values must be "
         f"None, bool, int, float, str, or lists, tuples and str-keyed dicts of those. "
         f"Convert it first (an array: .tolist())."
+    )
+
+
+def _checked_int(value: int, where: str) -> int:
+    if -_INT_BOUND < value < _INT_BOUND:
+        return value
+    # repr() of such an int raises (Python's int-to-text limit), so the size is shown.
+    raise InvalidArgumentError(
+        f"{where} is an int of {value.bit_length()} bits (about "
+        f"{int(value.bit_length() * 0.30103)} digits); parameter ints must stay below "
+        f"2**{MAX_INT_BITS} in size, because records and manifests are written as JSON "
+        f"and Python writes no int of more than 4300 digits. Pass it as a str, or as a "
+        f"float if an approximation will do."
     )

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from metalab.record import SUCCESS, ArtifactRef, RunRecord
+from metalab.record import SUCCESS, ArtifactRef, RunRecord, records_from_json
 
 __all__ = ["Store", "StoreWarning"]
 
@@ -57,6 +57,24 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def put_record(self, record: RunRecord) -> None:
         """Append ``record``; durable against kill -9 when this returns."""
+
+    def put_record_json(self, body: bytes) -> None:
+        """Append a record given as :meth:`RunRecord.to_json` bytes (the runner's path).
+
+        Same guarantees as :meth:`put_record`. This default parses ``body`` and calls
+        it; a backend that keeps the JSON as it is writes ``body`` without parsing.
+        """
+        self.put_record(records_from_json([body])[0])
+
+    def put_records_json(self, bodies: list[bytes]) -> None:
+        """Append several records given as :meth:`RunRecord.to_json` bytes, in order.
+
+        Durable against kill -9 when this returns, as :meth:`put_record`; a crash
+        during the call may keep any prefix of them. A backend that can append them
+        at once (one ``write``, one transaction) overrides this loop.
+        """
+        for body in bodies:
+            self.put_record_json(body)
 
     @abc.abstractmethod
     def put_experiment_file(self, filename: str, data: bytes) -> str:

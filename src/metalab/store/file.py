@@ -129,12 +129,20 @@ class FileStore(Store):
         except FileNotFoundError:
             return None
         try:
-            return json.loads(text)
+            manifest = json.loads(text)
         except ValueError as exc:
+            manifest = exc
+        if not isinstance(manifest, dict):
+            problem = (
+                f"not valid JSON ({manifest})"
+                if isinstance(manifest, ValueError)
+                else f"JSON but not an object (a {type(manifest).__name__})"
+            )
             raise InvalidArgumentError(
-                f"{self!r}.read_manifest(): {str(path)!r} is not valid JSON ({exc}); "
-                f"restore an earlier version from manifests/, or delete it to start afresh."
-            ) from exc
+                f"{self!r}.read_manifest(): {str(path)!r} is {problem}; restore an earlier "
+                f"version from manifests/, or delete it to start afresh."
+            )
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Replace ``manifest.json`` atomically; a different previous one goes to manifests/.
@@ -212,7 +220,34 @@ class FileStore(Store):
                 f"{self!r}.put_record(record={record!r:.80}): must be a RunRecord, "
                 f"got {type(record).__name__}."
             )
-        line = _encode_line(record)
+        self._append(_encode_line(record))
+
+    def put_record_json(self, body: bytes) -> None:
+        """Append a record given as :meth:`RunRecord.to_json` bytes, as :meth:`put_record`.
+
+        ``body`` is written as given, after a check that it starts with the header
+        a reader looks for; it must be one such record, without a newline.
+        """
+        self._append(self._framed("put_record_json", body))
+
+    def put_records_json(self, bodies: list[bytes]) -> None:
+        """Append records given as :meth:`RunRecord.to_json` bytes with one ``write``.
+
+        Each is checked as by :meth:`put_record_json` before any is written. A crash
+        during the write keeps a prefix of whole lines and at most one torn line,
+        which readers skip.
+        """
+        self._append(b"".join([self._framed("put_records_json", body) for body in bodies]))
+
+    def _framed(self, method: str, body: bytes) -> bytes:
+        if not (isinstance(body, bytes) and _BODY_HEAD.match(body)) or b"\n" in body:
+            raise InvalidArgumentError(
+                f"{self!r}.{method}(body={body!r:.80}): must be the bytes of one "
+                f"RunRecord.to_json(); pass a RunRecord to put_record() instead."
+            )
+        return _frame(body)
+
+    def _append(self, line: bytes) -> None:
         with self._lock:
             if self._segment is None:
                 self._segment = _Segment(self._root / "records")
@@ -242,6 +277,12 @@ class FileStore(Store):
 
     def _current(self, *, bodies: bool) -> dict[str, Any]:
         """Map each run ID to its current line's JSON (``bodies``) or (status, attempt)."""
+        records = self._root / "records"
+        if records.is_symlink():
+            raise InvalidArgumentError(
+                f"{self!r}: {str(records)!r} is a symbolic link; a store reads records only "
+                f"from inside its own folder. Replace the link with the folder it points to."
+            )
         with gc_paused():
             lines = _Lines(self._root / "records", keep_bodies=bodies)
             current = lines.current(lines.bodies if bodies else lines.states)
@@ -317,13 +358,15 @@ class _Segment:
         self.unsynced = 0
         self.synced_at = monotonic()
 
-    def append(self, line: bytes) -> None:
-        """Write ``line`` whole, then fsync if the last sync is a second old."""
-        view = memoryview(line)
-        while view:
+    def append(self, lines: bytes) -> None:
+        """Write ``lines`` whole, then fsync if the last sync is a second old."""
+        written = os.write(self.fd, lines)
+        if written < len(lines):
             # A short write is allowed (signals, full disks, network filesystems); only
             # this process appends here, so the rest lands right after it.
-            view = view[os.write(self.fd, view) :]
+            view = memoryview(lines)[written:]
+            while view:
+                view = view[os.write(self.fd, view) :]
         self.unsynced += 1
         if monotonic() - self.synced_at >= _SYNC_EVERY_SECONDS:
             self.sync()
@@ -456,10 +499,20 @@ def _write_atomic(target: Path, chunks: Iterable[bytes]) -> tuple[int, str]:
 
 
 def _make_dir(path: Path) -> None:
-    """Create the folder ``path`` if missing, its entry fsynced into the parent."""
+    """Create the folder ``path`` if missing, its entry fsynced into the parent.
+
+    A folder of the store that is a symbolic link is refused: writing through it
+    would put files outside the store.
+    """
     try:
         path.mkdir()
     except FileExistsError:
+        if path.is_symlink() or not path.is_dir():
+            raise InvalidArgumentError(
+                f"FileStore: {str(path)!r} is a symbolic link or not a folder, and a store "
+                f"writes only inside its own folder; replace it with a real folder (move "
+                f"what it points to into the store)."
+            ) from None
         return
     _fsync_dir(path.parent)
 
@@ -484,6 +537,11 @@ def _encode_line(record: RunRecord) -> bytes:
             f"dicts, lists, str, numbers, bool and None (convert NumPy values with .item() "
             f"or .tolist())."
         ) from exc
+    return _frame(body)
+
+
+def _frame(body: bytes) -> bytes:
+    r"""Return the segment line of a record's JSON: ``<crc32 8 hex> <body>\n``."""
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -566,6 +624,13 @@ class _Lines:
         self._keep_bodies = keep_bodies
         self._known = _States()
         for segment in sorted(folder.glob("*.jsonl")):
+            if segment.is_symlink():
+                # Another store's file, or any file: never read through a link.
+                self.damage.append(
+                    f"{str(segment)!r}: skipped: a symbolic link, and a store reads records "
+                    f"only from files inside its own folder."
+                )
+                continue
             self._read(segment)
 
     def _read(self, segment: Path) -> None:
