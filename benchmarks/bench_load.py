@@ -44,6 +44,6 @@ def measure(workdir: Path, runs: int) -> list[Row]:
             "s",
             0.5 if runs <= 100_000 else 5.0,
             floor,
-            note="store built with FileStore.put_record",
+            note="store built with FileStore.put_records_json, 64 a batch",
         )
     ]

@@ -1,6 +1,6 @@
 """``run(exp, resume=True)`` on a store in which every run is already done.
 
-The store is built by ``_common.done_store`` (records written with FileStore.put_record,
+The store is built by ``_common.done_store`` (records written with FileStore.put_records_json,
 not by running the sweep). The floor is a plain loop that reads every record line,
 checks its CRC, parses its JSON and keeps the IDs of successful runs in a set: what a
 resume without an index must do at least.
@@ -44,6 +44,6 @@ def measure(workdir: Path, runs: int) -> list[Row]:
             "s",
             0.1 if runs <= 10_000 else 3.0,
             floor,
-            note="store built with FileStore.put_record",
+            note="store built with FileStore.put_records_json, 64 a batch",
         )
     ]

@@ -45,6 +45,6 @@ def measure(workdir: Path, runs: int) -> list[Row]:
             "s",
             1.0,
             floor,
-            note=f"python start-up alone {bare * 1e3:.0f} ms; store built with put_record",
+            note=f"python start-up alone {bare * 1e3:.0f} ms; store built in batches of 64",
         )
     ]

@@ -516,14 +516,15 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     for folder in _find_stores(root):
         try:
             store, manifest = _open_for_reading("ls", str(folder))
-            records = list(store.records())
+            states = store.run_states(verify=False)
+            latest = store.latest_records(1)
         except (MetalabError, OSError) as exc:
             # One bad store should not hide the others.
             print(f"warning: skipped: {' '.join(str(exc).split())}", file=sys.stderr)
             continue
         manifest = manifest or {}
-        done = sum(record.status == SUCCESS for record in records)
-        finished = [t for t in (_time(r.finished_at) for r in records) if t is not None]
+        done = sum(status == SUCCESS for status, _ in states.values())
+        finished = [t for t in (_time(r.finished_at) for r in latest) if t is not None]
         last = max(finished) if finished else _mtime(folder / "manifest.json")
         rows.append(
             [
@@ -531,7 +532,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
                 _brief(manifest.get("name", "?")),
                 _brief(manifest.get("version", "?")),
                 done,
-                len(records) - done,
+                len(states) - done,
                 manifest.get("total_runs", "?"),
                 f"{_stamp(last)} ({_ago(now - last)})",
             ]
@@ -558,13 +559,19 @@ def _cmd_status(args: argparse.Namespace) -> int:
     """Run ``metalab status``: counts of the whole sweep, whether it runs, its rate and ETA."""
     store, manifest = _open_for_reading("status", args.store)
     manifest = manifest or {}
-    records = list(store.records())
-    done = sum(record.status == SUCCESS for record in records)
-    failed = len(records) - done
+    # Counts from the states alone and the rate from the latest records: the cost of
+    # a status must not grow with the store (0.5 s for a million runs, docs/performance.md).
+    states = store.run_states(verify=False)
+    done = sum(status == SUCCESS for status, _ in states.values())
+    failed = len(states) - done
     total = manifest.get("total_runs")
-    pending = max(total - len(records), 0) if isinstance(total, int) else None
+    pending = max(total - len(states), 0) if isinstance(total, int) else None
     finished = sorted(
-        ((moment, record) for record in records if (moment := _time(record.finished_at))),
+        (
+            (moment, record)
+            for record in store.latest_records(_RATE_WINDOW)
+            if (moment := _time(record.finished_at))
+        ),
         key=lambda pair: pair[0],
     )
     now = datetime.now(UTC)

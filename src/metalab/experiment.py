@@ -24,7 +24,7 @@ from typing import Any
 from metalab._version import __version__
 from metalab.context import context_fingerprint
 from metalab.errors import InvalidArgumentError, InvalidTypeError
-from metalab.fingerprint import check_encodable, run_id_function
+from metalab.fingerprint import check_encodable, fingerprint, run_id_function
 from metalab.operation import Operation
 from metalab.params import ParamCase, ParamSource
 from metalab.seeds import SeedBundle, SeedPlan
@@ -132,6 +132,28 @@ class Experiment:
     def run_id(self, case: ParamCase, bundle: SeedBundle) -> str:
         """Return the stable ID of the run of ``case`` with ``bundle``."""
         return self.run_id_from(case.fingerprint, bundle.fingerprint)
+
+    @property
+    def sweep_fingerprint(self) -> str:
+        """Fingerprint of all that decides the sweep's run IDs, in order.
+
+        Two experiments with equal ``sweep_fingerprint`` have the same run ID at every
+        position (case index times replicates plus replicate index): a store keeps the
+        run IDs of a sweep under it, so a resume need not compute them again. It relies
+        on a parameter source's manifest describing its cases completely, which
+        :meth:`ParamSource.from_manifest_dict` needs anyway.
+        """
+        return fingerprint(
+            {
+                "scheme": "metalab.sweep/1",
+                "experiment": self.name,
+                "version": self.version,
+                "context": self.context_fingerprint,
+                "params": self.params.to_manifest_dict(),
+                "seeds": self.seeds.to_manifest_dict(),
+            },
+            where="Experiment.sweep_fingerprint",
+        )
 
     def manifest(self, provenance: dict[str, Any] | None = None) -> dict[str, Any]:
         """Return the JSON-ready description of the whole experiment.

@@ -46,9 +46,9 @@ class Progress:
             self._task = self._bar.add_task("runs", total=total, counts="")
             self._bar.start()
 
-    def skipped(self) -> None:
-        """Count a run skipped because it was already done."""
-        self.skipped_count += 1
+    def skipped(self, count: int = 1) -> None:
+        """Count ``count`` runs skipped because they were already done."""
+        self.skipped_count += count
         self._show()
 
     def finished(self, statuses: Iterable[str]) -> None:

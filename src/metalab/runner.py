@@ -97,7 +97,7 @@ def run(
     skip_done = resume and not overwrite
     done = {rid for rid, (status, _) in previous.items() if status == SUCCESS}
     reporter = Progress(total=exp.total_runs, enabled=progress)
-    items = _plan(exp, previous, done if skip_done else set(), reporter)
+    items = _plan(exp, target, previous, done if skip_done else set(), reporter)
     task = _RunChunk(exp, target)
     try:
         _dispatch(pool, task, items, reporter)
@@ -134,21 +134,103 @@ def _check_store(
 
 def _plan(
     exp: Experiment,
+    store: Store,
     previous: dict[str, tuple[str, int]],
     done: set[str],
     reporter: Progress,
 ) -> Iterator[Item]:
-    """Yield the runs to execute, case by case, skipping ``done`` ones (streamed)."""
+    """Yield the runs to execute in sweep order, skipping ``done`` ones (streamed).
+
+    Computing a run ID takes a few microseconds (fingerprints of the case and the
+    identity): most of a resume of a million done runs. So the IDs a plan computes
+    are kept in the store's run-ID index under the experiment's sweep fingerprint,
+    and a later plan of the same sweep reads them instead.
+    """
+    key = exp.sweep_fingerprint
+    width = len(exp.seeds)
+    known = store.run_id_index(key)
+    known_cases = min(len(known) // (16 * width), len(exp.params)) if width else 0
+    if known_cases and not _index_agrees(exp, known, known_cases * width):
+        known_cases = 0
+    if known_cases:
+        yield from _plan_known(exp, known[: 16 * width * known_cases], previous, done, reporter)
+    yield from _plan_computed(exp, store, key, known_cases, previous, done, reporter)
+
+
+def _index_agrees(exp: Experiment, known: bytes, count: int) -> bool:
+    """Whether the run IDs computed at a few positions equal the index's (a cheap check)."""
+    width = len(exp.seeds)
+    for position in {0, count - 1, *range(0, count, max(1, count // 8))}:
+        case, replicate = divmod(position, width)
+        rid = exp.run_id(exp.params[case], exp.seeds[replicate])
+        if known[16 * position : 16 * position + 16].hex() != rid:
+            return False
+    return True
+
+
+def _plan_known(
+    exp: Experiment,
+    known: bytes,
+    previous: dict[str, tuple[str, int]],
+    done: set[str],
+    reporter: Progress,
+) -> Iterator[Item]:
+    """Plan the positions whose run IDs the index holds: no fingerprint computed."""
+    width = len(exp.seeds)
+    hexes = known.hex()
+    skipped = 0
+    for position in range(len(known) // 16):
+        rid = hexes[32 * position : 32 * position + 32]
+        if rid in done:
+            skipped += 1
+            continue
+        reporter.skipped(skipped)
+        skipped = 0
+        case, replicate = divmod(position, width)
+        attempt = previous[rid][1] + 1 if rid in previous else 1
+        yield exp.params[case], replicate, rid, attempt
+    reporter.skipped(skipped)
+
+
+def _plan_computed(
+    exp: Experiment,
+    store: Store,
+    key: str,
+    first_case: int,
+    previous: dict[str, tuple[str, int]],
+    done: set[str],
+    reporter: Progress,
+) -> Iterator[Item]:
+    """Plan the cases from ``first_case`` on, computing their run IDs into the index."""
     replicates = [(bundle.replicate_index, bundle.fingerprint) for bundle in exp.seeds]
-    for case in exp.params:
-        params_fingerprint = case.fingerprint
-        for replicate, seeds_fingerprint in replicates:
-            rid = exp.run_id_from(params_fingerprint, seeds_fingerprint)
-            if rid in done:
-                reporter.skipped()
-                continue
-            attempt = previous[rid][1] + 1 if rid in previous else 1
-            yield case, replicate, rid, attempt
+    params = exp.params
+    # Iterating is the fastest way through a source from its start; past a known
+    # prefix, cases are looked up by index rather than made and thrown away.
+    cases = (
+        iter(params) if not first_case else map(params.__getitem__, range(first_case, len(params)))
+    )
+    start, ids = first_case * len(replicates), bytearray()
+    try:
+        for case in cases:
+            params_fingerprint = case.fingerprint
+            for replicate, seeds_fingerprint in replicates:
+                rid = exp.run_id_from(params_fingerprint, seeds_fingerprint)
+                ids += bytes.fromhex(rid)
+                if rid in done:
+                    reporter.skipped()
+                    continue
+                attempt = previous[rid][1] + 1 if rid in previous else 1
+                yield case, replicate, rid, attempt
+            if len(ids) >= 16 * _INDEX_FRAME:
+                store.extend_run_id_index(key, start, bytes(ids))
+                start, ids = start + len(ids) // 16, bytearray()
+    finally:  # also when the sweep is interrupted: the IDs computed stay valid
+        if ids:
+            store.extend_run_id_index(key, start, bytes(ids))
+
+
+#: Run IDs written to the store's run-ID index at a time.
+_INDEX_FRAME = 4096
 
 
 def _dispatch(pool: Executor, task: _RunChunk, items: Iterator[Item], reporter: Progress) -> None:

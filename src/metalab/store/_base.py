@@ -76,6 +76,24 @@ class Store(abc.ABC):
         for body in bodies:
             self.put_record_json(body)
 
+    def run_id_index(self, key: str) -> bytes:
+        """Return the run IDs kept under ``key``: 16 raw bytes each, for positions 0, 1, ...
+
+        A cache of what a sweep computed (``key`` is the experiment's
+        ``sweep_fingerprint``), so that a resume skips done runs without computing
+        their IDs again. Only whole, checked entries from position 0 on are returned;
+        a backend that keeps no index returns ``b""`` (the default).
+        """
+        return b""
+
+    def extend_run_id_index(self, key: str, start: int, ids: bytes) -> None:
+        """Keep run IDs (16 raw bytes each) of positions ``start``, ``start + 1``, ...
+
+        Under ``key``, for :meth:`run_id_index`. Best effort: the index is a cache,
+        never needed for correctness. The default keeps nothing.
+        """
+        return None  # nothing kept: resumes compute the IDs
+
     @abc.abstractmethod
     def put_experiment_file(self, filename: str, data: bytes) -> str:
         """Store a file about the whole experiment (e.g. a git diff); return its path."""
@@ -91,16 +109,27 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    def run_states(self) -> dict[str, tuple[str, int]]:
+    def run_states(self, *, verify: bool = True) -> dict[str, tuple[str, int]]:
         """Map every run ID to the ``(status, attempt)`` of its current record.
 
         The current record is chosen as by :meth:`records`; this is all a resume needs,
-        so a backend reads no more of each record than it must.
+        so a backend reads no more of each record than it must. ``verify=False`` lets
+        a backend skip checks of the stored bytes that cost a full read (for a display
+        such as ``metalab status``; a resume always verifies).
         """
 
     def done_ids(self) -> set[str]:
         """Return the run IDs whose current record is a success."""
         return {rid for rid, (status, _) in self.run_states().items() if status == SUCCESS}
+
+    def latest_records(self, count: int) -> list[RunRecord]:
+        """Return up to ``count`` of the records written last, oldest first (for displays).
+
+        Records, not current records: a run retried just now may appear twice. The
+        default reads every record; a backend overrides it to read only recent ones.
+        """
+        latest = sorted(self.records(), key=lambda record: record.finished_at)
+        return latest[-count:] if count > 0 else []
 
     def records_json(self) -> list[bytes]:
         """Return the current records as :meth:`RunRecord.to_json`, in :meth:`records` order.

@@ -6,6 +6,8 @@ A store is a folder a person can browse (layout and line format: ``docs/store.md
     manifest.json                      the current experiment manifest
     manifests/<UTC time>-<sha8>.json   earlier manifests, kept when it changed
     records/<host>-<pid>-<hex8>.jsonl  one append-only segment per writing process
+    records/<host>-<pid>-<hex8>.states its states index (a cache, see _Segment)
+    index/run-ids-<key>.bin            run IDs of a sweep by position (a cache)
     artifacts/<run_id>/<filename>      the files runs produced
 
 Each process appends its records to a segment of its own, so writers on many
@@ -55,6 +57,13 @@ _SYNC_EVERY_SECONDS = 1.0
 
 _COPY_CHUNK = 1 << 20
 
+# latest_records() reads the ends of this many most recently written segments: the
+# writers of one sweep, with room for several sweeps at once.
+_LATEST_SEGMENTS = 64
+
+# The header of a frame of index/run-ids-<key>.bin: first position, count, CRC-32 of the IDs.
+_FRAME = struct.Struct("<QII")
+
 _README = """\
 # metalab store
 
@@ -71,6 +80,11 @@ artifacts, which are the files the runs produced.
   corrupted) and a last line without its newline (torn, or still being written).
   A run may have several records; its current one has the highest "attempt"; among
   equal attempts a success beats a failure.
+- `records/<host>-<pid>-<random>.states`: an index of the segment of the same name
+  (run IDs by status and attempt, per append, with CRCs) that lets metalab count
+  states without reading the records. Deleting it loses nothing.
+- `index/run-ids-<key>.bin`: the run IDs of a sweep in order, so that a resume need
+  not compute them. Deleting it loses nothing.
 - `artifacts/<run id>/<file>`: the files a run produced, listed in its record's
   "artifacts" with their size and SHA-256.
 
@@ -220,7 +234,8 @@ class FileStore(Store):
                 f"{self!r}.put_record(record={record!r:.80}): must be a RunRecord, "
                 f"got {type(record).__name__}."
             )
-        self._append(_encode_line(record))
+        line = _encode_line(record)
+        self._append(line, [_BODY_HEAD.match(line, 9)])
 
     def put_record_json(self, body: bytes) -> None:
         """Append a record given as :meth:`RunRecord.to_json` bytes, as :meth:`put_record`.
@@ -228,7 +243,7 @@ class FileStore(Store):
         ``body`` is written as given, after a check that it starts with the header
         a reader looks for; it must be one such record, without a newline.
         """
-        self._append(self._framed("put_record_json", body))
+        self._append(self._framed("put_record_json", body), [_BODY_HEAD.match(body)])
 
     def put_records_json(self, bodies: list[bytes]) -> None:
         """Append records given as :meth:`RunRecord.to_json` bytes with one ``write``.
@@ -237,7 +252,8 @@ class FileStore(Store):
         during the write keeps a prefix of whole lines and at most one torn line,
         which readers skip.
         """
-        self._append(b"".join([self._framed("put_records_json", body) for body in bodies]))
+        lines = b"".join([self._framed("put_records_json", body) for body in bodies])
+        self._append(lines, list(map(_BODY_HEAD.match, bodies)))
 
     def _framed(self, method: str, body: bytes) -> bytes:
         if not (isinstance(body, bytes) and _BODY_HEAD.match(body)) or b"\n" in body:
@@ -247,19 +263,51 @@ class FileStore(Store):
             )
         return _frame(body)
 
-    def _append(self, line: bytes) -> None:
+    def _append(self, lines: bytes, heads: list[re.Match[bytes] | None]) -> None:
+        """Append ``lines`` (whole records) whose bodies start with ``heads``."""
         with self._lock:
             if self._segment is None:
                 self._segment = _Segment(self._root / "records")
-            self._segment.append(line)
+            self._segment.append(lines, heads)
 
-    def run_states(self) -> dict[str, tuple[str, int]]:
+    def run_states(self, *, verify: bool = True) -> dict[str, tuple[str, int]]:
         """Map each run ID to the ``(status, attempt)`` of its current record.
 
-        Reads only the start of each line (its CRC is still checked over the whole
-        line); see :class:`_Lines` for how, and ``docs/store.md`` for the figures.
+        Reads each segment's states index rather than its records, checking the
+        records it covers by their CRC-32 (all of their bytes, at memory speed) unless
+        ``verify=False``; lines past the index are read by their headers (their CRCs
+        checked). See :class:`_Lines`, and ``docs/store.md`` for the figures.
         """
-        return self._current(bodies=False)
+        return self._current(bodies=False, verify=verify)
+
+    def latest_records(self, count: int) -> list[RunRecord]:
+        """Return up to ``count`` of the records written last, oldest first.
+
+        Reads the last ``count`` lines of the most recently written segments only (by
+        modification time), so its cost does not grow with the store. Damaged lines
+        are skipped silently: this serves displays.
+        """
+        if count <= 0:
+            return []
+        folder = self._root / "records"
+        try:
+            segments = [
+                (path.stat().st_mtime, path)
+                for path in folder.glob("*.jsonl")
+                if not path.is_symlink()
+            ]
+        except OSError:  # a segment removed meanwhile: a display may just try again
+            return []
+        bodies: list[bytes] = []
+        for _, segment in sorted(segments, reverse=True)[:_LATEST_SEGMENTS]:
+            bodies += _last_lines(segment, count)
+        with gc_paused():
+            records = [
+                RunRecord.from_dict(entry)
+                for entry in map(json.loads, bodies)
+                if isinstance(entry, dict) and isinstance(entry.get("finished_at", ""), str)
+            ]
+        return sorted(records, key=lambda record: record.finished_at)[-count:]
 
     def records_json(self) -> list[bytes]:
         """Return the current records as their JSON lines from the segments, unparsed."""
@@ -275,7 +323,7 @@ class FileStore(Store):
         """
         yield from records_from_json(self.records_json())
 
-    def _current(self, *, bodies: bool) -> dict[str, Any]:
+    def _current(self, *, bodies: bool, verify: bool = True) -> dict[str, Any]:
         """Map each run ID to its current line's JSON (``bodies``) or (status, attempt)."""
         records = self._root / "records"
         if records.is_symlink():
@@ -284,12 +332,60 @@ class FileStore(Store):
                 f"from inside its own folder. Replace the link with the folder it points to."
             )
         with gc_paused():
-            lines = _Lines(self._root / "records", keep_bodies=bodies)
+            lines = _Lines(self._root / "records", keep_bodies=bodies, verify=verify)
             current = lines.current(lines.bodies if bodies else lines.states)
         for message in lines.damage:
             # Point at the code that called the public method (run_states, records, ...).
             warnings.warn(message, StoreWarning, stacklevel=3)
         return current
+
+    def run_id_index(self, key: str) -> bytes:
+        """Return the run IDs kept under ``key`` in ``index/run-ids-<key>.bin`` (see there).
+
+        The file is frames of ``<start: u64><count: u32><crc32: u32>`` and ``count``
+        16-byte IDs, appended by every process that planned part of the sweep. Frames
+        are checked by CRC; those that overlap must agree, or the index is ignored.
+        """
+        path = self._root / "index" / f"run-ids-{_path_part('run_id_index', 'key', key)}.bin"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return b""
+        frames = []
+        offset = 0
+        while offset + _FRAME.size <= len(data):
+            start, count, crc = _FRAME.unpack_from(data, offset)
+            ids = data[offset + _FRAME.size : offset + _FRAME.size + 16 * count]
+            if len(ids) != 16 * count or zlib.crc32(ids) != crc:
+                break  # torn by a crash: what follows cannot be trusted
+            frames.append((start, ids))
+            offset += _FRAME.size + len(ids)
+        known = bytearray()
+        for start, ids in sorted(frames, key=lambda frame: frame[0]):
+            first = 16 * start
+            if first > len(known):
+                break  # a gap: positions planned by a process that died before writing
+            overlap = known[first : first + len(ids)]
+            if ids[: len(overlap)] != overlap:
+                return b""  # two planners disagree: an index no one can trust
+            known += ids[len(overlap) :]
+        return bytes(known)
+
+    def extend_run_id_index(self, key: str, start: int, ids: bytes) -> None:
+        """Append one frame to ``index/run-ids-<key>.bin`` with a single ``write``."""
+        if len(ids) % 16 or not ids:
+            raise InvalidArgumentError(
+                f"{self!r}.extend_run_id_index(ids=<{len(ids)} bytes>): must be one or more "
+                f"16-byte run IDs (bytes.fromhex of each 32-hex-digit run ID)."
+            )
+        name = f"run-ids-{_path_part('extend_run_id_index', 'key', key)}.bin"
+        _make_dir(self._root / "index")
+        frame = _FRAME.pack(start, len(ids) // 16, zlib.crc32(ids)) + ids
+        fd = os.open(self._root / "index" / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, frame)  # not fsynced: a cache, checked frame by frame on read
+        finally:
+            os.close(fd)
 
     def put_experiment_file(self, filename: str, data: bytes) -> str:
         """Write ``experiment/<filename>`` atomically; return that path."""
@@ -343,7 +439,15 @@ class FileStore(Store):
 
 
 class _Segment:
-    """One process's append-only record file, fsynced in groups."""
+    """One process's append-only record file, fsynced in groups, and its states index.
+
+    Beside ``<name>.jsonl`` the segment keeps ``<name>.states``: for each append, the
+    appended records' run IDs grouped by state, then a trailer with the CRC of those
+    entries, the segment's size after the append and the CRC-32 of the whole segment
+    up to there. A reader that wants only states reads this file instead of parsing
+    every record line (:meth:`_Lines._read_states`). It is written after the records
+    it describes, so a crash leaves it behind the segment, never ahead of it.
+    """
 
     def __init__(self, folder: Path) -> None:
         _make_dir(folder)
@@ -352,36 +456,78 @@ class _Segment:
         self.path = folder / f"{host}-{os.getpid()}-{secrets.token_hex(4)}.jsonl"
         # O_EXCL: two processes never share a segment, even on a name clash (which
         # then fails loudly instead of interleaving).
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o666)
-        self.release = weakref.finalize(self, os.close, self.fd)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL
+        self.fd = os.open(self.path, flags, 0o666)
+        self.states_fd = os.open(self.path.with_suffix(".states"), flags, 0o666)
+        self.release = weakref.finalize(self, _close_all, self.fd, self.states_fd)
         _fsync_dir(folder)
         self.unsynced = 0
         self.synced_at = monotonic()
+        self.size = 0
+        self.crc = 0
+        self.indexing = True
 
-    def append(self, lines: bytes) -> None:
-        """Write ``lines`` whole, then fsync if the last sync is a second old."""
-        written = os.write(self.fd, lines)
-        if written < len(lines):
-            # A short write is allowed (signals, full disks, network filesystems); only
-            # this process appends here, so the rest lands right after it.
-            view = memoryview(lines)[written:]
-            while view:
-                view = view[os.write(self.fd, view) :]
+    def append(self, lines: bytes, heads: list[re.Match[bytes] | None]) -> None:
+        """Write ``lines`` whole, then their states; fsync if the last sync is a second old."""
+        try:
+            written = os.write(self.fd, lines)
+            if written < len(lines):
+                # A short write is allowed (signals, full disks, network filesystems);
+                # only this process appends here, so the rest lands right after it.
+                view = memoryview(lines)[written:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
+        except BaseException:
+            self.indexing = False  # part of the lines may be in: the sizes no longer add up
+            raise
+        self.size += len(lines)
+        self.crc = zlib.crc32(lines, self.crc)
+        if self.indexing:
+            self._index(heads)
         self.unsynced += 1
         if monotonic() - self.synced_at >= _SYNC_EVERY_SECONDS:
             self.sync()
 
+    def _index(self, heads: list[re.Match[bytes] | None]) -> None:
+        groups: dict[bytes, list[bytes]] = {}
+        for head in heads:
+            # A run ID with spaces or escapes cannot be listed: the rest of the segment
+            # is then read line by line, as if it had no index.
+            if head is None or not head[1].isalnum():
+                self.indexing = False
+                return
+            groups.setdefault(_state_code(head[2]), []).append(head[1])
+        entries = b"".join(b"%s %s\n" % (code, b" ".join(ids)) for code, ids in groups.items())
+        trailer = b"#%08x %x %08x\n" % (zlib.crc32(entries), self.size, self.crc)
+        try:
+            os.write(self.states_fd, entries + trailer)
+        except OSError:
+            # The index only saves readers time: a full disk here must not fail the
+            # records, which are written. Readers read what follows line by line.
+            self.indexing = False
+
     def sync(self) -> None:
-        """Fsync the records written since the last sync."""
+        """Fsync the records written since the last sync (the index is not: a cache)."""
         if self.unsynced:
             os.fsync(self.fd)
             self.unsynced = 0
         self.synced_at = monotonic()
 
     def close(self) -> None:
-        """Sync, then close the file."""
+        """Sync, then close the files."""
         self.sync()
         self.release()
+
+
+def _close_all(*fds: int) -> None:
+    for fd in fds:
+        os.close(fd)
+
+
+def _state_code(key: bytes) -> bytes:
+    """``success","attempt":3`` (a header's state) as the states index writes it: ``s3``."""
+    status, _, attempt = key.partition(b'","attempt":')
+    return status[:1] + attempt
 
 
 # Every live store, so that a forked child can drop its parent's segments and locks:
@@ -559,6 +705,10 @@ _LINE = rb"([0-9a-f]{8}) (" + _HEAD + rb"[^\n]*)"
 _FIRST_LINE = re.compile(_LINE)
 _NEXT_LINES = re.compile(rb"\n" + _LINE)
 
+# The trailer of a frame of a segment's states index (see _Segment): CRC-32 of the
+# frame's entries, the segment's size after the frame's records, its CRC-32 up to there.
+_TRAILER = re.compile(rb"(?m)^#([0-9a-f]{8}) ([0-9a-f]+) ([0-9a-f]{8})\n")
+
 # Segments are read this many bytes at a time: memory stays flat whatever their size,
 # and 4 MiB blocks scanned faster than 16 or 64 MiB ones (fewer cache misses).
 _BLOCK = 4 << 20
@@ -578,13 +728,14 @@ class _States(dict[bytes, tuple[str, int]]):
 class _Blocks:
     """The complete lines of a segment, a block at a time; then whether its end was torn."""
 
-    def __init__(self, segment: Path) -> None:
+    def __init__(self, segment: Path, start: int = 0) -> None:
         self.segment = segment
+        self.start = start
         self.torn = False
 
     def __iter__(self) -> Iterator[tuple[bytes, int]]:
         """Yield ``(block, end)``: ``block[: end + 1]`` is complete lines, newline last."""
-        offset, size = 0, _BLOCK
+        offset, size = self.start, _BLOCK
         with self.segment.open("rb", buffering=0) as file:
             # Each block starts where the last complete line ended (the partial line at
             # its end is read again with the next block): no copying blocks together.
@@ -615,14 +766,20 @@ class _Lines:
     ``keep_bodies``, else stays empty; ``damage`` one message per damaged segment.
     """
 
-    def __init__(self, folder: Path, *, keep_bodies: bool) -> None:
-        """Read every segment in ``folder``, sorted by name."""
+    def __init__(self, folder: Path, *, keep_bodies: bool, verify: bool = True) -> None:
+        """Read every segment in ``folder``, sorted by name.
+
+        Without ``keep_bodies`` the states come from each segment's states index where
+        it has one, checked against the segment's CRC-32 unless ``verify`` is False.
+        """
         self.rids: list[str] = []
         self.states: list[tuple[str, int]] = []
         self.bodies: list[bytes] = []
         self.damage: list[str] = []
         self._keep_bodies = keep_bodies
+        self._verify = verify
         self._known = _States()
+        self._coded: dict[str, tuple[str, int]] = {}
         for segment in sorted(folder.glob("*.jsonl")):
             if segment.is_symlink():
                 # Another store's file, or any file: never read through a link.
@@ -635,7 +792,7 @@ class _Lines:
 
     def _read(self, segment: Path) -> None:
         damaged = total = 0
-        blocks = _Blocks(segment)
+        blocks = _Blocks(segment, 0 if self._keep_bodies else self._read_states(segment))
         for block, end in blocks:
             lines, bad = self._add(block, end)
             total += lines
@@ -650,6 +807,36 @@ class _Lines:
                 f"{tail if blocks.torn else ''}; their runs count as not done and run "
                 f"again on resume."
             )
+
+    def _read_states(self, segment: Path) -> int:
+        """Take the states of the lines the segment's states index covers; return their size.
+
+        The index's frames are each checked by their CRC, the lines they cover by the
+        segment's CRC-32 up to there (when verifying): a damaged index or segment
+        gives 0, and the segment is then read line by line.
+        """
+        try:
+            index = segment.with_suffix(".states").read_bytes()
+        except OSError:
+            return 0
+        frames, covered, crc, position = [], 0, 0, 0
+        for trailer in _TRAILER.finditer(index):
+            entries = index[position : trailer.start()]
+            if zlib.crc32(entries) != int(trailer[1], 16):
+                break  # torn by a crash: the frames before it still hold
+            frames.append(entries)
+            covered, crc, position = int(trailer[2], 16), int(trailer[3], 16), trailer.end()
+        if not covered or (self._verify and _crc32_of(segment, covered) != crc):
+            return 0
+        coded = self._coded
+        for line in b"".join(frames).decode("ascii").split("\n")[:-1]:
+            code, *ids = line.split(" ")
+            state = coded.get(code)
+            if state is None:
+                state = coded[code] = (SUCCESS if code[0] == "s" else FAILED, int(code[1:]))
+            self.rids += ids
+            self.states += [state] * len(ids)
+        return covered
 
     def _add(self, block: bytes, end: int) -> tuple[int, int]:
         """Append the intact lines of ``block[: end + 1]``; return how many lines, how many bad."""
@@ -735,6 +922,42 @@ class _Lines:
                 chosen = max(best, key=lambda i: (_finished_at(self.bodies[i]), i))
             current[rid] = values[chosen]
         return current
+
+
+def _last_lines(segment: Path, count: int) -> list[bytes]:
+    """Return the bodies of up to ``count`` intact lines at the end of ``segment``."""
+    with segment.open("rb", buffering=0) as file:
+        size = os.fstat(file.fileno()).st_size
+        span = 1 << 16
+        while True:
+            start = max(0, size - span)
+            tail = os.pread(file.fileno(), size - start, start)
+            lines = tail.split(b"\n")
+            del lines[-1]  # after the last newline: nothing, or a torn line
+            if start > 0:
+                del lines[0]  # cut by the start of the span
+            if len(lines) >= count or start == 0:
+                break
+            span *= 4
+    bodies = []
+    for line in lines[-count:]:
+        crc, _, body = line.partition(b" ")
+        if crc == b"%08x" % zlib.crc32(body):
+            bodies.append(body)
+    return bodies
+
+
+def _crc32_of(segment: Path, size: int) -> int | None:
+    """CRC-32 of the first ``size`` bytes of ``segment``; None if it is shorter."""
+    crc, offset = 0, 0
+    with segment.open("rb", buffering=0) as file:
+        while offset < size:
+            block = os.pread(file.fileno(), min(_BLOCK, size - offset), offset)
+            if not block:
+                return None
+            crc = zlib.crc32(block, crc)
+            offset += len(block)
+    return crc
 
 
 def _finished_at(body: bytes) -> str:
