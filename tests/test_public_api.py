@@ -91,6 +91,7 @@ ALLOWED_IMPORTS = {
     "metalab.errors": set(),
     "metalab._version": set(),
     "metalab._json": set(),
+    "metalab._signals": {"metalab.errors"},
     "metalab._optional": {"metalab.errors"},
     "metalab._validate": {"metalab.errors"},
     "metalab.fingerprint": {"metalab.errors", "metalab._json"},
@@ -111,6 +112,7 @@ ALLOWED_IMPORTS = {
     "metalab.plotting": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.results"},
     "metalab.runner": DEFINITIONS
     | {
+        "metalab._signals",
         "metalab.experiment",
         "metalab.provenance",
         "metalab.capture",

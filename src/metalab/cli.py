@@ -10,7 +10,8 @@ returns the exit status rather than exiting, so tests call it in-process::
 Exit status: 0 success; 1 ``metalab run`` finished but some runs failed; 2 an error
 (bad arguments, a missing or malformed store, a script that cannot be loaded), shown
 as one ``error: ...`` line on stderr, or as the full stack with ``--traceback``;
-130 interrupted with Ctrl-C; 141 the reader of the output went away (``| head``).
+130 interrupted with Ctrl-C; 143 stopped by SIGTERM; 141 the reader of the output went
+away (``| head``).
 Every command but ``run`` only reads: stores are opened with ``create=False``, and
 nothing is written into them.
 
@@ -24,6 +25,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import os
 import runpy
 import shlex
@@ -38,7 +40,7 @@ from typing import Any, TextIO
 
 from metalab._optional import optional, require
 from metalab._version import __version__
-from metalab.errors import InvalidArgumentError, MetalabError
+from metalab.errors import InvalidArgumentError, MetalabError, Terminated
 from metalab.executors import Executor, ProcessExecutor, ThreadExecutor
 from metalab.experiment import Experiment
 from metalab.record import SUCCESS, RunRecord
@@ -59,6 +61,7 @@ EXIT_OK = 0
 EXIT_RUNS_FAILED = 1
 EXIT_ERROR = 2  # as argparse uses for a usage error, so every refusal exits alike
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the output was cut short by its reader
 
 # A sweep is called running while its last record is younger than this, unless the
@@ -107,12 +110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # One line, whatever the message holds: scripts and shells read stderr by line.
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if args.traceback:
             raise
         kept = "; the runs that finished are kept, and the same command resumes"
-        print(f"error: interrupted{kept if args.command == 'run' else ''}.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        how = " by SIGTERM" if isinstance(exc, Terminated) else ""
+        print(f"error: interrupted{how}{kept if args.command == 'run' else ''}.", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
 
 
 def _warning_printer(usual: Callable[..., None]) -> Callable[..., None]:
@@ -135,7 +139,8 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="metalab",
         description="Run metalab experiments and look at their stores.",
         epilog="Run 'metalab COMMAND --help' for a command's options and an example.\n"
-        "Exit status: 0 ok, 1 some runs failed (run), 2 error, 130 interrupted.",
+        "Exit status: 0 ok, 1 some runs failed (run), 2 error, 130 interrupted, "
+        "143 stopped by SIGTERM.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"metalab {__version__}")
@@ -196,6 +201,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--overwrite",
         action="store_true",
         help="run everything again; old records stay as earlier attempts",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="stop a run that takes longer and record it as failed (RunTimeout)",
     )
     run.add_argument(
         "--progress",
@@ -293,6 +304,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    """Argparse type of --timeout: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds > 0, got {text!r}")
+    return value
+
+
 # ------------------------------------------------------------------------------- run
 
 
@@ -321,6 +343,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             resume=args.resume,
             progress=args.progress,
             overwrite=args.overwrite,
+            timeout=args.timeout,
         )
     succeeded = {run.run_id for run in result.successful}
     skipped = len(succeeded & done_before)

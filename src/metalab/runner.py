@@ -13,6 +13,7 @@ the operation, captures, and writes the record itself, then returns only
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import hashlib
 import itertools
@@ -22,13 +23,21 @@ import threading
 import time
 import traceback
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from metalab._signals import TimeLimit, check_timeout, in_main_thread, sigterm_as_interrupt
 from metalab.capture import Capture, capture_output
 from metalab.context import context_fingerprint
-from metalab.errors import InvalidArgumentError, InvalidTypeError, MetalabError
+from metalab.errors import (
+    InvalidArgumentError,
+    InvalidTypeError,
+    MetalabError,
+    RunTimeout,
+    StoreFullError,
+)
 from metalab.executors import Executor, WorkerLost, resolve_executor
 from metalab.experiment import Experiment
 from metalab.operation import Runtime
@@ -53,6 +62,7 @@ def run(
     resume: bool = True,
     progress: bool = False,
     overwrite: bool = False,
+    timeout: float | None = None,
 ) -> Results:
     """Run every (case, replicate) of ``exp`` not yet done, and return the results.
 
@@ -67,10 +77,16 @@ def run(
         progress: Show a progress bar (rich when installed and on a terminal; else a
             plain line now and then).
         overwrite: See ``resume``.
+        timeout: Seconds a run may take; one that takes longer is stopped and recorded
+            as failed with error type ``RunTimeout``, and the sweep goes on. Works with
+            the serial executor (called from the main thread) and the process
+            executor; it stops Python code and waiting system calls, not C code that
+            never returns to Python. Default: no limit.
 
     A run whose operation raises is recorded as failed (type, message, traceback) and
-    the sweep goes on. Ctrl-C stops after flushing the store; finished runs are kept
-    and the next ``run`` resumes.
+    the sweep goes on. Ctrl-C or SIGTERM stops after writing the finished runs and
+    flushing the store; the next ``run`` resumes. A full disk stops the sweep with a
+    :class:`~metalab.errors.StoreFullError`; the finished runs are kept.
 
     """
     if not isinstance(exp, Experiment):
@@ -81,8 +97,33 @@ def run(
     for flag, value in (("resume", resume), ("progress", progress), ("overwrite", overwrite)):
         if not isinstance(value, bool):
             raise InvalidTypeError(f"run({flag}={value!r}): must be True or False.")
+    limit = check_timeout("run", timeout)
     pool = resolve_executor(executor)
+    if limit is not None and not (
+        pool.uses_processes or (pool.runs_in_caller and in_main_thread())
+    ):
+        raise InvalidArgumentError(
+            f"run(timeout={timeout!r}, executor={executor!r}): a run's time limit is kept "
+            f"with a signal, which reaches only a process's main thread; use the process "
+            f"executor, or the serial one from the main thread."
+        )
     target = open_store(Path("runs") / exp.name if store is None else store)
+    with sigterm_as_interrupt(), _store_space(exp, target):
+        return _run(
+            exp, pool, target, resume=resume, overwrite=overwrite, progress=progress, timeout=limit
+        )
+
+
+def _run(
+    exp: Experiment,
+    pool: Executor,
+    target: Store,
+    *,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+    timeout: float | None,
+) -> Results:
     previous = _check_store(target, exp, resume=resume, overwrite=overwrite)
 
     facts, diff = provenance()
@@ -98,13 +139,38 @@ def run(
     done = {rid for rid, (status, _) in previous.items() if status == SUCCESS}
     reporter = Progress(total=exp.total_runs, enabled=progress)
     items = _plan(exp, target, previous, done if skip_done else set(), reporter)
-    task = _RunChunk(exp, target)
+    task = _RunChunk(exp, target, timeout)
     try:
         _dispatch(pool, task, items, reporter)
     finally:
         target.flush()
         reporter.close()
     return Results.from_store(target)
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextmanager
+def _store_space(exp: Experiment, store: Store) -> Iterator[None]:
+    """Turn a full disk (or quota) under the store into one clear error."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        detail = (
+            str(exc)
+            if isinstance(exc, StoreFullError)
+            else f"no space left to write to the store {store.location} ({exc.strerror})"
+        )
+        full = StoreFullError(
+            f"run({exp.name!r}): {detail.rstrip('.')}. Every run that finished is kept; "
+            f"free some space (or choose another store) and run the same sweep again: it "
+            f"resumes."
+        )
+        full.errno = exc.errno
+        raise full from exc
 
 
 def _check_store(
@@ -282,6 +348,7 @@ class _RunChunk:
 
     exp: Experiment
     store: Store
+    timeout: float | None = None
 
     def __post_init__(self) -> None:
         # A fingerprintable context is plain data, so it always deep-copies.
@@ -333,14 +400,17 @@ class _RunChunk:
         try:
             with capture_output() as printed:
                 try:
-                    exp.operation.invoke(
-                        params=case,
-                        seeds=bundle,
-                        capture=capture,
-                        context=exp.context,
-                        runtime=runtime,
-                    )
-                except (Exception, SystemExit) as exc:  # the user's failure, recorded
+                    with TimeLimit(self.timeout):
+                        exp.operation.invoke(
+                            params=case,
+                            seeds=bundle,
+                            capture=capture,
+                            context=exp.context,
+                            runtime=runtime,
+                        )
+                except StoreFullError:
+                    raise  # not the run's failure: the sweep stops, and resumes later
+                except (Exception, SystemExit, RunTimeout) as exc:  # the run's failure
                     error = _describe(exc)
             if error is None and self._checks_context:
                 error = self._context_changed()
@@ -572,7 +642,18 @@ class _ArtifactSink:
         self.run_id = run_id
 
     def __call__(self, name: str, filename: str, data: bytes | Path, kind: str) -> Any:
-        return self.store.put_artifact(self.run_id, name, filename, data, kind=kind)
+        try:
+            return self.store.put_artifact(self.run_id, name, filename, data, kind=kind)
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            # Raised through the operation, which is not at fault: the runner stops.
+            full = StoreFullError(
+                f"run {self.run_id}: no space left to store the artifact {name!r} in "
+                f"{self.store.location} ({exc.strerror})."
+            )
+            full.errno = exc.errno
+            raise full from exc
 
 
 _PACKAGE_DIR = os.path.dirname(__file__)

@@ -41,6 +41,8 @@ class Executor(abc.ABC):
 
     #: Items run in other processes (the function and items must pickle).
     uses_processes: bool = False
+    #: Chunks run in the thread that called :meth:`map_chunks`.
+    runs_in_caller: bool = False
     #: Number of chunks that may run at once.
     max_workers: int = 1
 

@@ -10,6 +10,7 @@ into :class:`~metalab.executors._base.WorkerLost` outcomes for the chunks it hel
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from metalab._validate import check_int
+from metalab.errors import Terminated
 from metalab.executors._base import Executor, WorkerLost
 
 if TYPE_CHECKING:
@@ -99,6 +101,14 @@ class _PoolExecutor(Executor):
                     continue
                 for future in done:
                     yield in_flight.pop(future), future.result()
+        except Terminated:
+            # SIGTERM reached the runner alone (Ctrl-C reaches the whole process group):
+            # interrupt the workers too, so they write what finished and stop now
+            # rather than at the end of their chunks.
+            for process in list((getattr(pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(OSError):
+                    os.kill(process.pid, signal.SIGINT)
+            raise
         finally:
             # Chunks already handed to a worker cannot be recalled; shutdown waits for them.
             pool.shutdown(wait=True, cancel_futures=True)

@@ -54,10 +54,26 @@ def _exit_when_gone(parent: int) -> None:
     """
     while True:
         time.sleep(_PARENT_POLL_SECONDS)
-        try:
-            os.kill(parent, 0)
-        except (ProcessLookupError, PermissionError):  # gone, or its pid reused by another user
+        if not _alive(parent):
             os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: a zombie (dead, not yet reaped by its parent) does not.
+
+    ``kill(pid, 0)`` succeeds on a zombie, and a runner killed by a parent that reads
+    its output before reaping it stays one for as long as that takes.
+    """
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or its pid reused by another user
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (command) state ...": the command may hold spaces and parentheses.
+            return stat.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):  # no /proc (macOS): kill(pid, 0) is all there is
+        return True
 
 
 _PARENT_POLL_SECONDS = 0.25

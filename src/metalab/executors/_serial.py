@@ -25,6 +25,8 @@ class SerialExecutor(Executor):
     [([1, 2], [2, 4]), ([3], [6])]
     """
 
+    runs_in_caller = True
+
     def map_chunks(
         self, fn: Callable[[list[T]], list[R]], chunks: Iterable[list[T]]
     ) -> Iterator[tuple[list[T], list[R] | WorkerLost]]:

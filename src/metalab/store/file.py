@@ -24,6 +24,7 @@ Readers check every line's CRC but parse only its header,
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
 import json
 import operator
@@ -379,13 +380,16 @@ class FileStore(Store):
                 f"16-byte run IDs (bytes.fromhex of each 32-hex-digit run ID)."
             )
         name = f"run-ids-{_path_part('extend_run_id_index', 'key', key)}.bin"
-        _make_dir(self._root / "index")
         frame = _FRAME.pack(start, len(ids) // 16, zlib.crc32(ids)) + ids
-        fd = os.open(self._root / "index" / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
-            os.write(fd, frame)  # not fsynced: a cache, checked frame by frame on read
-        finally:
-            os.close(fd)
+            _make_dir(self._root / "index")
+            fd = os.open(self._root / "index" / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                os.write(fd, frame)  # not fsynced: a cache, checked frame by frame on read
+            finally:
+                os.close(fd)
+        except OSError:
+            return  # a full disk or a read-only store: resumes compute the IDs instead
 
     def put_experiment_file(self, filename: str, data: bytes) -> str:
         """Write ``experiment/<filename>`` atomically; return that path."""
@@ -469,16 +473,19 @@ class _Segment:
 
     def append(self, lines: bytes, heads: list[re.Match[bytes] | None]) -> None:
         """Write ``lines`` whole, then their states; fsync if the last sync is a second old."""
+        written = 0
         try:
-            written = os.write(self.fd, lines)
-            if written < len(lines):
+            while written < len(lines):
                 # A short write is allowed (signals, full disks, network filesystems);
                 # only this process appends here, so the rest lands right after it.
-                view = memoryview(lines)[written:]
-                while view:
-                    view = view[os.write(self.fd, view) :]
+                written += os.write(self.fd, memoryview(lines)[written:])
         except BaseException:
-            self.indexing = False  # part of the lines may be in: the sizes no longer add up
+            # A full disk stops a write midway: keep the whole lines that got in and cut
+            # the torn one, which every read would otherwise warn about.
+            whole = lines.rfind(b"\n", 0, written) + 1
+            self.indexing = False  # those lines have no index frame: read line by line
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size + whole)
             raise
         self.size += len(lines)
         self.crc = zlib.crc32(lines, self.crc)
