@@ -1,4 +1,8 @@
-"""The runner's peak memory over a long serial sweep of trivial runs, and its growth.
+"""The runner's peak memory over a long sweep of trivial runs, and its growth.
+
+Serial, and on a ProcessExecutor of 2 workers (the runner's own memory: workers are
+other processes). Afterwards the store is loaded (``to_dataframe()``, every run) to show it
+still loads.
 
 Measured in a process of its own that ``run_all.py`` started afresh: ``ru_maxrss`` after
 the sweep, and a thread sampling the resident size every 0.2 s beside the bytes of
@@ -47,13 +51,14 @@ def _written(folder: Path) -> int:
         return 0
 
 
-def measure(workdir: Path, runs: int) -> list[Row]:
+def measure(workdir: Path, runs: int, executor: str = "serial") -> list[Row]:
+    """Rows for a sweep of ``runs`` on ``executor`` ("serial" or "process", 2 workers)."""
     template = workdir / "template.json"
     template.write_text(json.dumps(template_record(workdir)))
     plain_runs = min(runs, 100_000)
     floor = float(python(_PLAIN, str(HERE), str(template), str(workdir), str(plain_runs)).stdout)
     exp = pi_experiment(runs)
-    store = workdir / f"memory-{runs}"
+    store = workdir / f"memory-{executor}-{runs}"
     samples: list[tuple[int, float]] = []  # (record bytes written, RSS in MB)
     stop = threading.Event()
 
@@ -65,7 +70,11 @@ def measure(workdir: Path, runs: int) -> list[Row]:
     start = time.perf_counter()
     sampler.start()
     try:
-        metalab.run(exp, store=store)
+        metalab.run(
+            exp,
+            store=store,
+            executor=metalab.ProcessExecutor(2) if executor == "process" else None,
+        )
     finally:
         stop.set()
         sampler.join()
@@ -82,20 +91,27 @@ def measure(workdir: Path, runs: int) -> list[Row]:
     # run() may return without loading every record; then nothing is sampled after.
     ending = f"{max(after):.0f} MB" if after else "no sample (returned within 0.2 s)"
     path = "/".join(f"{at(f):.0f}" for f in (0.1, 0.25, 0.5, 0.75, 0.9))
+    # The issue's last check: the store of the sweep loads afterwards, every run in it.
+    began = time.perf_counter()
+    loaded = len(metalab.load_results(store).to_dataframe())
+    load_took = time.perf_counter() - began
+    if loaded != runs:
+        raise RuntimeError(f"the store of the {runs:,}-run sweep loaded {loaded:,} runs")
     return [
         Row(
-            f"runner peak RSS, {runs:,}-run serial sweep",
+            f"runner peak RSS, {runs:,}-run {executor} sweep",
             peak,
             "MB",
             300,
             floor,
             note=(
                 f"{runs / took:,.0f} runs/s; sampled peak while runs were written "
-                f"{during:.0f} MB; after the last one (run() building its results) {ending}"
+                f"{during:.0f} MB; after the last one (run() building its results) {ending}; "
+                f"the store then loaded {loaded:,} runs in {load_took:.1f} s"
             ),
         ),
         Row(
-            "runner RSS growth from 25% to 90% of that sweep's records",
+            f"runner RSS growth from 25% to 90% of that sweep's records ({executor})",
             at(0.9) - at(0.25),
             "MB",
             10,

@@ -70,6 +70,12 @@ ENTRIES = [
         function="measure_memory",
     ),
     Entry("memory-1m", "bench_memory", {"runs": 1_000_000}, {"runs": 100_000}),
+    Entry(
+        "memory-1m-process",
+        "bench_memory",
+        {"runs": 1_000_000, "executor": "process"},
+        {"runs": 100_000, "executor": "process"},
+    ),
     Entry("status-1m", "bench_status", {"runs": 1_000_000}, {"runs": 100_000}),
     Entry("params", "bench_params", {"items": 1_000_000}, {"items": 100_000}),
 ]

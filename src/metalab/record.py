@@ -220,27 +220,33 @@ class RecordEncoder:
             raise InvalidArgumentError(
                 f"RecordEncoder.encode(status={status!r}): must be {SUCCESS!r} or {FAILED!r}."
             )
-        # The rarely-set fields are null or empty in almost every run: no encoder call.
-        rare = (
-            (_dumps(nonfinite_metrics) if nonfinite_metrics else "[]"),
-            "null" if steps is None else _dumps(steps),
-            _dumps([ref.to_dict() for ref in artifacts]) if artifacts else "[]",
-            "null" if logs is None else _dumps(logs),
-            "null" if stdout is None else _dumps(stdout),
-            "null" if stderr is None else _dumps(stderr),
-            "null" if error is None else _dumps(error),
-        )
+        if nonfinite_metrics or artifacts or (error, steps, logs, stdout, stderr) != _NONES:
+            rare = (
+                f',"nonfinite_metrics":{_dumps(nonfinite_metrics or [])}'
+                f',"steps":{_dumps(steps)}'
+                f',"artifacts":{_dumps([ref.to_dict() for ref in artifacts or []])}'
+                f',"logs":{_dumps(logs)},"stdout":{_dumps(stdout)},"stderr":{_dumps(stderr)}'
+                f',"error":{_dumps(error)}'
+            )
+        else:  # as in almost every run: nothing to encode
+            rare = _NOTHING_RARE
         return (
             f'{{"run_id":{quoted(run_id)},"status":"{status}","attempt":{attempt:d}'
             f'{self._middle},"case_index":{case_index:d},"replicate_index":{replicate_index:d}'
             f',"params":{params_json},"seeds":{seeds_json}'
-            f',"metrics":{_dumps(metrics) if metrics else "{}"},"nonfinite_metrics":{rare[0]}'
-            f',"steps":{rare[1]},"artifacts":{rare[2]},"logs":{rare[3]},"stdout":{rare[4]}'
-            f',"stderr":{rare[5]},"error":{rare[6]},"started_at":{quoted(started_at)}'
+            f',"metrics":{_dumps(metrics) if metrics else "{}"}{rare}'
+            f',"started_at":{quoted(started_at)}'
             f',"finished_at":{quoted(finished_at)},"duration":{float(duration)!r}'
             f'{self._tail},"peak_memory":{peak_memory:d},"tags":{tags_json}'
             f',"format":{RECORD_FORMAT}}}'
         ).encode()
+
+
+_NONES = (None, None, None, None, None)
+_NOTHING_RARE = (
+    ',"nonfinite_metrics":[],"steps":null,"artifacts":[],"logs":null,"stdout":null'
+    ',"stderr":null,"error":null'
+)
 
 
 def records_from_json(lines: Iterable[bytes | str]) -> list[RunRecord]:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from metalab._signals import TimeLimit, check_timeout, in_main_thread, sigterm_as_interrupt
 from metalab.capture import Capture, capture_output
@@ -359,6 +359,7 @@ class _RunChunk:
         # does not ask for its runtime never sees an output folder: neither costs then.
         self._checks_context = "context" in wants
         self._gives_runtime = "runtime" in wants
+        self._limit = TimeLimit(self.timeout)
 
     def __call__(self, chunk: list[Item]) -> list[tuple[str, str]]:
         worker = f"{_hostname()}:{os.getpid()}:{threading.current_thread().name}"
@@ -400,7 +401,7 @@ class _RunChunk:
         try:
             with capture_output() as printed:
                 try:
-                    with TimeLimit(self.timeout):
+                    with self._limit:
                         exp.operation.invoke(
                             params=case,
                             seeds=bundle,
@@ -427,19 +428,20 @@ class _RunChunk:
         finished_ns = time.time_ns()
         result = capture.finish()
         files: dict[str, str] = {}
-        try:
-            if result.steps is not None:
-                files["steps"] = sink("_steps", "_steps.bin", result.steps, "steps").path
-            if result.log_lines:
-                text = "\n".join(result.log_lines).encode()
-                files["logs"] = sink("_log", "_run.log", text, "text").path
-            for stream, text in (("stdout", printed.stdout), ("stderr", printed.stderr)):
-                if text:
+        printed_texts = printed.texts()
+        if result.steps is not None or result.log_lines or printed_texts:
+            try:
+                if result.steps is not None:
+                    files["steps"] = sink("_steps", "_steps.bin", result.steps, "steps").path
+                if result.log_lines:
+                    text = "\n".join(result.log_lines).encode()
+                    files["logs"] = sink("_log", "_run.log", text, "text").path
+                for stream, text in printed_texts.items():
                     data = text.encode()
                     files[stream] = sink(f"_{stream}", f"_{stream}.txt", data, "text").path
-        except MetalabError as exc:  # e.g. its artifact folder is a link out of the store
-            error = error or _describe(exc)
-        return _Finished(
+            except MetalabError as exc:  # e.g. its artifact folder is a link out of the store
+                error = error or _describe(exc)
+        return (
             (rid, SUCCESS if error is None else FAILED, attempt, case, replicate, seeds_json),
             (started_ns, finished_ns, duration),
             dict(
@@ -492,15 +494,11 @@ class _RunChunk:
         )
 
 
-class _Finished(NamedTuple):
-    """A run that has ended, before its record is encoded: what :class:`_RecordBatch` takes."""
-
-    #: Run ID, status, attempt, case, replicate index, the replicate's seeds as JSON.
-    key: tuple[str, str, int, ParamCase, int, str]
-    #: When it started and ended (``time.time_ns()``), and its duration in seconds.
-    times: tuple[int, int, float]
-    #: The other record fields, as :meth:`RecordEncoder.encode` names them.
-    fields: dict[str, Any]
+#: A run that has ended, before its record is encoded (what :class:`_RecordBatch` takes):
+#: (run ID, status, attempt, case, replicate index, the replicate's seeds as JSON),
+#: (start and end as ``time.time_ns()``, duration in seconds), and the other record
+#: fields as :meth:`RecordEncoder.encode` names them. A plain tuple: one a run.
+_Finished = tuple[tuple[str, str, int, ParamCase, int, str], tuple[int, int, float], dict[str, Any]]
 
 
 class _RecordBatch:
@@ -535,7 +533,7 @@ class _RecordBatch:
             self._raise_failure()
             pending = self._pending
             pending.append(finished)
-            if len(pending) >= _BATCH_RUNS or finished.times[2] >= _BATCH_SECONDS:
+            if len(pending) >= _BATCH_RUNS or finished[1][2] >= _BATCH_SECONDS:
                 self._write()
             elif len(pending) == 1:
                 if self._flusher is None:
@@ -544,7 +542,7 @@ class _RecordBatch:
                     )
                     self._flusher.start()
                 self._waiting.set()
-        return finished.key[1]
+        return finished[0][1]
 
     def close(self) -> None:
         """Write every record still waiting and stop the flusher."""

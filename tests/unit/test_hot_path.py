@@ -157,7 +157,7 @@ class _Store:
 def _finished(index: int, duration: float = 1e-5) -> _Finished:
     case = ParamCase({"i": index}, index=index)
     now = time.time_ns()
-    return _Finished((f"{index:032x}", SUCCESS, 1, case, 0, "{}"), (now, now, duration), {})
+    return ((f"{index:032x}", SUCCESS, 1, case, 0, "{}"), (now, now, duration), {})
 
 
 def _batch(store: Any) -> _RecordBatch:

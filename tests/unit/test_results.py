@@ -513,7 +513,7 @@ def test_store_loads_without_the_experiments_code(foreign):
 @pytest.fixture
 def read_counts(monkeypatch):
     """Count the reads of FileStore's records and manifests."""
-    counts = {"records_json": 0, "read_manifest": 0}
+    counts = {"records_ndjson": 0, "read_manifest": 0}
     for name in counts:
         real = getattr(FileStore, name)
 
@@ -527,10 +527,10 @@ def read_counts(monkeypatch):
 
 def test_results_from_a_store_read_nothing_until_used(stores, read_counts):
     loaded = metalab.Results.from_store(FileStore(stores / "train", create=False))
-    assert read_counts == {"records_json": 0, "read_manifest": 0}
+    assert read_counts == {"records_ndjson": 0, "read_manifest": 0}
     assert len(loaded) == 18
     loaded[0], list(loaded), loaded.table(), loaded.summary(), loaded.manifest, repr(loaded)
-    assert read_counts == {"records_json": 1, "read_manifest": 1}
+    assert read_counts == {"records_ndjson": 1, "read_manifest": 1}
 
 
 def test_results_of_a_sweep_are_read_on_first_use_then_kept(tmp_path):

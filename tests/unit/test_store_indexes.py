@@ -67,6 +67,8 @@ def test_states_through_the_index_equal_a_full_read(tmp_path, writes):
     expected = full_read(store, tmp_path)
     assert store.run_states() == expected
     assert store.run_states(verify=False) == expected
+    # The records as one blob: the same JSON as the list, in the same order.
+    assert store.records_ndjson() == b"".join(line + b"\n" for line in store.records_json())
 
 
 def batch_store(tmp_path: Path, batches: int = 3) -> FileStore:
@@ -114,12 +116,29 @@ def test_a_damaged_record_under_the_index_is_found_by_verifying(tmp_path):
 
 def test_records_past_the_index_are_read_line_by_line(tmp_path):
     store = batch_store(tmp_path)
+    blob = store.records_ndjson()
     [index] = (tmp_path / "store" / "records").glob("*.states")
     whole = index.read_bytes()
-    index.write_bytes(whole[: whole.index(b"\n#") + 1])  # cut to before the first trailer
-    assert store.run_states() == full_read(store, tmp_path)
-    index.write_bytes(b"")
-    assert len(store.run_states()) == 12
+    second_frame = whole.index(b"\n#") + 1
+    second_frame = whole.index(b"\n", second_frame) + 1  # after the first trailer
+    for cut in (second_frame, 0):  # behind its segment by two frames, then by all
+        index.write_bytes(whole[:cut])
+        assert store.run_states() == full_read(store, tmp_path)
+        assert store.records_ndjson() == blob
+    assert len(store.run_states()) == 12 and blob.count(b"\n") == 12
+
+
+def test_a_damaged_record_is_left_out_of_the_blob_too(tmp_path):
+    store = batch_store(tmp_path)
+    [segment] = (tmp_path / "store" / "records").glob("*.jsonl")
+    data = bytearray(segment.read_bytes())
+    data[data.index(b'"exp"') + 1] ^= 0x01
+    segment.write_bytes(bytes(data))
+    with pytest.warns(StoreWarning, match="skipped 1 damaged line"):
+        blob = store.records_ndjson()
+    assert blob.count(b"\n") == 11
+    with pytest.warns(StoreWarning):
+        assert blob == b"".join(line + b"\n" for line in store.records_json())
 
 
 def test_latest_records_are_the_last_written_oldest_first(tmp_path):
@@ -230,3 +249,19 @@ def test_an_index_with_a_wrong_id_at_a_checked_position_is_not_trusted(tmp_path)
     calls = _count_run_ids(exp)
     results = metalab.run(exp, store=tmp_path / "s")
     assert calls[0] >= 20 and len(results) == 20
+
+
+def test_a_segment_cut_short_of_its_index_reads_as_its_intact_lines(tmp_path):
+    # A crash, or a copy cut short: the index promises more than the segment holds.
+    store = batch_store(tmp_path)
+    [segment] = (tmp_path / "store" / "records").glob("*.jsonl")
+    whole = segment.read_bytes()
+    last = whole.rindex(b"\n", 0, len(whole) - 1) + 1
+    for cut in range(last + 1, len(whole), 7):
+        segment.write_bytes(whole[:cut])
+        with pytest.warns(StoreWarning, match="incomplete"):
+            assert len(store.run_states()) == 11
+        with pytest.warns(StoreWarning, match="incomplete"):
+            blob = store.records_ndjson()
+        with pytest.warns(StoreWarning):
+            assert blob == b"".join(line + b"\n" for line in store.records_json())

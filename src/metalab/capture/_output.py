@@ -55,6 +55,16 @@ class CapturedOutput:
         """What the block wrote to ``sys.stderr``."""
         return self._text("stderr")
 
+    def texts(self) -> dict[str, str]:
+        r"""Map ``"stdout"``/``"stderr"`` to what the block wrote there, if anything.
+
+        >>> with capture_output() as out:
+        ...     print("hi")
+        >>> out.texts()
+        {'stdout': 'hi\n'}
+        """
+        return {name: text for name, stream in self._streams.items() if (text := stream.getvalue())}
+
     def _text(self, name: str) -> str:
         stream = self._streams.get(name)
         return "" if stream is None else stream.getvalue()

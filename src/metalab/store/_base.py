@@ -122,6 +122,13 @@ class Store(abc.ABC):
         """Return the run IDs whose current record is a success."""
         return {rid for rid, (status, _) in self.run_states().items() if status == SUCCESS}
 
+    def records_ndjson(self) -> bytes:
+        """Return the current records' JSON, each followed by a newline, in one bytes.
+
+        For readers that parse in bulk (pyarrow's JSON reader takes exactly this).
+        """
+        return b"".join(line + b"\n" for line in self.records_json())
+
     def latest_records(self, count: int) -> list[RunRecord]:
         """Return up to ``count`` of the records written last, oldest first (for displays).
 
