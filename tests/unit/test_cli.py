@@ -279,6 +279,34 @@ def test_run_exits_1_when_runs_failed_and_points_at_metalab_failed(cli_run, tmp_
     assert out.rstrip().endswith(f"see: metalab failed {tmp_path / 's'}")
 
 
+SLEEPY_SCRIPT = """
+import time
+import metalab
+
+@metalab.operation(name="sleepy")
+def sleepy(params, capture):
+    time.sleep(params["s"])
+    capture.metric("slept", params["s"])
+
+exp = metalab.Experiment("sleepy", "1", {}, sleepy, metalab.grid(s=[0.0, 30.0]), metalab.seeds(1))
+"""
+
+
+def test_run_with_a_timeout_records_the_slow_run_as_failed(cli_run, tmp_path):
+    script = write(tmp_path, "sleepy.py", SLEEPY_SCRIPT)
+    code, out, _ = cli_run("run", script, "--store", tmp_path / "s", "--timeout", "0.3",
+                           "--no-progress")  # fmt: skip
+    assert code == cli.EXIT_RUNS_FAILED and "1 done, 1 failed" in out
+    [late] = results(tmp_path / "s").failed
+    assert late.params["s"] == 30.0 and late.record.error["type"] == "RunTimeout"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "inf"])
+def test_a_timeout_that_is_not_seconds_is_a_usage_error(cli_run, value):
+    code, _, err = cli_run("run", "x.py", "--timeout", value)
+    assert code == 2 and f"--timeout: must be a number of seconds > 0, got {value!r}" in err
+
+
 def test_run_with_progress_reports_on_stderr(cli_run, tmp_path):
     script = write(tmp_path, "square.py", SQUARE_SCRIPT)
     code, _, err = cli_run("run", script, "--store", tmp_path / "s")
