@@ -18,7 +18,8 @@ a second (by the first record a second after the last sync) and on
 :meth:`FileStore.flush`, so power loss may lose the records of the last second.
 Readers check every line's CRC but parse only its header,
 ``{"run_id":...,"status":...,"attempt":n,``, unless they need the whole record
-(:class:`_Lines`).
+(:class:`_Lines`); where a segment's states index covers it, they read the index and
+check the segment with one CRC-32 pass instead (:class:`_Segment`).
 """
 
 from __future__ import annotations
