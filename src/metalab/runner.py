@@ -82,8 +82,10 @@ def run(
         timeout: Seconds a run may take; one that takes longer is stopped and recorded
             as failed with error type ``RunTimeout``, and the sweep goes on. Works with
             the serial executor (called from the main thread) and the process
-            executor; it stops Python code and waiting system calls, not C code that
-            never returns to Python. Default: no limit.
+            executor. It stops Python code and waiting system calls; with the process
+            executor, a run stuck where no signal reaches (C code that never returns,
+            signals blocked) is ended with its worker after ``max(1, timeout / 10)``
+            seconds more. Default: no limit.
 
     A run whose operation raises is recorded as failed (type, message, traceback) and
     the sweep goes on. Ctrl-C or SIGTERM stops after writing the finished runs and
@@ -362,6 +364,8 @@ class _RunChunk:
         self._checks_context = "context" in wants
         self._gives_runtime = "runtime" in wants
         self._limit = TimeLimit(self.timeout)
+        self._runner_pid = os.getpid()  # pickled along: a worker sees it is not the runner
+        self._current: tuple[Item, float] | None = None  # the run going on, since when
 
     def __call__(self, chunk: list[Item]) -> list[tuple[str, str]]:
         worker = f"{_hostname()}:{os.getpid()}:{threading.current_thread().name}"
@@ -372,6 +376,9 @@ class _RunChunk:
             ),
         )
         statuses = []
+        watchdog = None
+        if self.timeout is not None and os.getpid() != self._runner_pid:
+            watchdog = _Watchdog(self, batch)
         # Each run captures its own output inside this one: the stream proxies are then
         # installed once per chunk rather than twice per run.
         with capture_output():
@@ -379,6 +386,8 @@ class _RunChunk:
                 for item in chunk:
                     statuses.append((item[2], batch.add(self._run_one(worker, *item))))
             finally:
+                if watchdog is not None:
+                    watchdog.stop()
                 batch.close()  # what ran before a Ctrl-C or an error is kept
         return statuses
 
@@ -400,6 +409,8 @@ class _RunChunk:
         runtime = Runtime(rid, attempt, worker, capture.log) if self._gives_runtime else None
         error = None
         started_ns, start = time.time_ns(), time.perf_counter()
+        if self.timeout is not None:
+            self._current = ((case, replicate, rid, attempt), time.monotonic())
         try:
             with capture_output() as printed:
                 try:
@@ -428,6 +439,7 @@ class _RunChunk:
                 runtime.close()
         duration = time.perf_counter() - start
         finished_ns = time.time_ns()
+        self._current = None
         result = capture.finish()
         files: dict[str, str] = {}
         printed_texts = printed.texts()
@@ -474,6 +486,10 @@ class _RunChunk:
 
     def record_lost(self, item: Item, reason: str) -> None:
         """Record as failed a run whose worker died every time it ran it."""
+        self.record_failure(item, {"type": "WorkerLost", "message": reason, "traceback": ""})
+
+    def record_failure(self, item: Item, error: dict[str, str]) -> None:
+        """Record as failed, with ``error``, a run that left no record of its own."""
         case, replicate, rid, attempt = item
         now = utc_now()
         self.store.put_record(
@@ -487,13 +503,61 @@ class _RunChunk:
                 seeds=self.exp.seeds[replicate].to_dict(),
                 status=FAILED,
                 attempt=attempt,
-                error={"type": "WorkerLost", "message": reason, "traceback": ""},
+                error=error,
                 started_at=now,
                 finished_at=now,
                 host=_hostname(),
                 pid=os.getpid(),
             )
         )
+
+
+class _Watchdog:
+    """Ends a worker process whose run is stuck past its timeout where no signal reaches.
+
+    ``timeout=`` raises :class:`RunTimeout` through SIGALRM, which Python handles only
+    between bytecodes: a run stuck in C code that never returns, or that blocked the
+    signal, would hold its worker forever. In a worker process (never the runner's), a
+    thread then writes the chunk's finished records and the stuck run's failure, and
+    ends the process; the runner sees the worker lost, finds the run recorded, and runs
+    the chunk's other runs again elsewhere.
+    """
+
+    def __init__(self, task: _RunChunk, batch: _RecordBatch) -> None:
+        self._task = task
+        self._batch = batch
+        self._done = threading.Event()
+        threading.Thread(target=self._watch, name="metalab-watchdog", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop watching (the chunk ended)."""
+        self._done.set()
+
+    def _watch(self) -> None:
+        timeout = self._task.timeout
+        assert timeout is not None
+        grace = max(1.0, timeout / 10)
+        while not self._done.wait(0.1):
+            current = self._task._current
+            if current is None or time.monotonic() - current[1] < timeout + grace:
+                continue
+            self._batch.close()
+            self._task.record_failure(
+                current[0],
+                {
+                    "type": "RunTimeout",
+                    "message": f"the run went past timeout={timeout:g} s and did not stop "
+                    f"within {grace:g} s more (stuck where no signal reaches: C code, or "
+                    f"signals blocked); its worker process was ended",
+                    "traceback": "",
+                },
+            )
+            self._task.store.flush()
+            os._exit(_STUCK_EXIT)
+
+
+# A worker's exit code when its watchdog ended it (EX_SOFTWARE, as a process would).
+_STUCK_EXIT = 70
 
 
 #: A run that has ended, before its record is encoded (what :class:`_RecordBatch` takes):

@@ -6,6 +6,7 @@ tests/reliability/test_faults.py; these are the in-process behaviours.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 
@@ -84,3 +85,26 @@ def test_a_time_limit_that_ends_in_time_raises_nothing_later():
 
 def test_run_timeout_is_not_an_exception_an_operation_would_catch():
     assert not issubclass(RunTimeout, Exception)
+
+
+def _deaf(params, capture):
+    if params["s"] > 1:
+        # Deaf to the alarm, as C code that blocks signals or never returns would be.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        time.sleep(params["s"])
+    capture.metric("slept", params["s"])
+
+
+def test_a_run_no_signal_reaches_is_ended_with_its_worker(tmp_path):
+    op = metalab.operation(name="deaf")(_deaf)
+    grid = metalab.grid(s=[0.0, 0.001, 60.0, 0.002, 0.003, 0.004])
+    exp = metalab.Experiment("deaf", "1", {}, op, grid, metalab.seeds(1))
+    started = time.monotonic()
+    results = metalab.run(
+        exp, store=tmp_path / "s", executor=metalab.ProcessExecutor(2), timeout=0.5
+    )
+    assert time.monotonic() - started < 30
+    assert len(results) == 6 and len(results.successful) == 5
+    [stuck] = results.failed
+    assert stuck.params["s"] == 60 and stuck.record.error["type"] == "RunTimeout"
+    assert "worker process was ended" in stuck.record.error["message"]
