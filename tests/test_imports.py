@@ -87,3 +87,21 @@ def test_torch_feature_without_torch_names_the_extra():
         hide_extras=True,
     )
     assert "pip install 'metalab[torch]'" in result.stdout, result.stderr
+
+
+def test_postgres_store_without_psycopg_names_the_extra():
+    result = _run(
+        """
+        import metalab
+        try:
+            metalab.PostgresStore("postgresql://localhost/db")
+        except ImportError as exc:
+            print(type(exc).__name__, exc)
+        """,
+        hide_extras=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "MissingDependencyError PostgresStore: psycopg is not installed; "
+        "pip install 'metalab[postgres]'."
+    )

@@ -78,6 +78,7 @@ _LAZY = {
     "load_results": "metalab.results",
     "run": "metalab.runner",
     "FileStore": "metalab.store",
+    "PostgresStore": "metalab.store",
     "Store": "metalab.store",
 }
 
@@ -89,7 +90,7 @@ if TYPE_CHECKING:
     from metalab.record import ArtifactRef, RunRecord
     from metalab.results import Results, Run, load_results
     from metalab.runner import run
-    from metalab.store import FileStore, Store
+    from metalab.store import FileStore, PostgresStore, Store
 
 
 def __getattr__(name: str) -> Any:
@@ -128,6 +129,7 @@ __all__ = [
     "Operation",
     "ParamCase",
     "ParamSource",
+    "PostgresStore",
     "ProcessExecutor",
     "RandInt",
     "RandomSource",

@@ -325,7 +325,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     executor = _executor(where, args.executor, args.workers)
     with _as_script(path):
         exp = _load_experiment(where, path, name)
-        store = Path(args.store) if args.store else Path("runs") / exp.name
+        store = _store_target(args.store) if args.store else Path("runs") / exp.name
         done_before = _done_ids(store)
         if not args.resume and not args.overwrite and (done_before or _has_records(store)):
             raise InvalidArgumentError(
@@ -336,7 +336,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         if args.overwrite:
             done_before = set()
-        result = run_experiment(
+        run_experiment(
             exp,
             store=store,
             executor=executor,
@@ -345,9 +345,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             timeout=args.timeout,
         )
-    succeeded = {run.run_id for run in result.successful}
+    # From the states, not the runs: a million Run objects would take half a minute.
+    with warnings.catch_warnings():  # the sweep has warned of damage already
+        warnings.simplefilter("ignore", StoreWarning)
+        states = open_store(store, create=False).run_states()
+    succeeded = {rid for rid, (status, _) in states.items() if status == SUCCESS}
     skipped = len(succeeded & done_before)
-    failed = len(result.failed)
+    failed = len(states) - len(succeeded)
     hint = f"; see: metalab failed {shlex.quote(str(store))}" if failed else ""
     print(
         f"{exp.name} {exp.version}: {len(succeeded) - skipped} done, {failed} failed, "
@@ -449,12 +453,32 @@ def _load_experiment(where: str, path: Path, name: str | None) -> Experiment:
     return next(iter(found.values()))[0]
 
 
-def _has_records(folder: Path) -> bool:
+def _is_dsn(target: str) -> bool:
+    """Whether ``target`` is a PostgreSQL URL (a PostgresStore), not a folder path."""
+    return target.partition("://")[0].lower() in ("postgresql", "postgres")
+
+
+def _store_target(target: str) -> Path | str:
+    """Return ``--store``'s value as a folder path, or as it is if it is a DSN."""
+    return target if _is_dsn(target) else Path(target)
+
+
+def _has_records(folder: Path | str) -> bool:
+    if isinstance(folder, str):  # a DSN
+        return bool(_done_ids(folder, every=True))
     return any((folder / "records").glob("*.jsonl"))
 
 
-def _done_ids(folder: Path) -> set[str]:
-    """Return the IDs of the runs already done in ``folder``, if it is a store."""
+def _done_ids(folder: Path | str, *, every: bool = False) -> set[str]:
+    """Return the IDs of the runs already done in ``folder`` (all runs if ``every``)."""
+    if isinstance(folder, str):  # a DSN: a database without the store's tables is empty
+        try:
+            states = open_store(folder, create=False).run_states()
+        except InvalidArgumentError as exc:
+            if "there is no metalab store" in str(exc):
+                return set()
+            raise
+        return {rid for rid, (status, _) in states.items() if every or status == SUCCESS}
     if not (folder / "records").is_dir():
         return set()
     # The sweep about to start reads the same records and warns once about damage.
@@ -469,6 +493,9 @@ def _done_ids(folder: Path) -> set[str]:
 def _open_for_reading(command: str, path: str) -> tuple[Store, dict[str, Any] | None]:
     """Open an existing store without writing to it; return it and its manifest."""
     where = f"metalab {command} {path}"
+    if _is_dsn(path):  # a PostgresStore: it says itself when there is no store there
+        store = open_store(path, create=False)
+        return store, store.read_manifest()
     folder = Path(path)
     if not folder.exists():
         raise InvalidArgumentError(

@@ -42,6 +42,11 @@ def make_record(run_id: str, **fields: Any) -> RunRecord:
     return RunRecord(**values)
 
 
+# Each backend's class runs these property tests (differing executors, by design); the
+# store fixture is per test, and an example only adds records under fresh run IDs.
+_ONE_CLASS_PER_BACKEND = [HealthCheck.function_scoped_fixture, HealthCheck.differing_executors]
+
+
 class StoreContract:
     """Tests every Store backend must pass; subclasses provide an empty ``store``."""
 
@@ -211,9 +216,7 @@ class StoreContract:
         store.flush()
         assert store.done_ids() == {"before", "after"}
 
-    @settings(
-        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-    )
+    @settings(max_examples=30, deadline=None, suppress_health_check=_ONE_CLASS_PER_BACKEND)
     @given(
         run_id=st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
         params=param_dicts,
@@ -225,9 +228,7 @@ class StoreContract:
         assert [r for r in store.records() if r.run_id == run_id] == [record]
         assert store.run_states()[run_id] == (SUCCESS, 1)
 
-    @settings(
-        max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-    )
+    @settings(max_examples=30, deadline=None, suppress_health_check=_ONE_CLASS_PER_BACKEND)
     @given(run_id=st.text(min_size=1, max_size=12))
     def test_any_run_id_reads_back(self, store, run_id):
         # Quotes, backslashes, control and non-ASCII characters need escapes or UTF-8.

@@ -565,10 +565,12 @@ def test_open_store_returns_a_store_as_is(store):
     assert open_store(store) is store
 
 
-def test_open_store_says_postgres_is_not_available_without_echoing_the_password():
-    with pytest.raises(InvalidArgumentError, match="PostgreSQL store is not available") as info:
-        open_store("postgresql://user:secret@db/metalab")
+def test_open_store_names_an_unreachable_postgres_server_without_echoing_the_password():
+    # Port 1 on loopback: nothing listens, so the connection is refused at once.
+    with pytest.raises(InvalidArgumentError, match="cannot connect") as info:
+        open_store("postgresql://user:secret@127.0.0.1:1/metalab?connect_timeout=2")
     assert "secret" not in str(info.value)
+    assert "user:***@127.0.0.1:1" in str(info.value)
 
 
 def test_open_store_refuses_an_unknown_url_scheme():

@@ -1,7 +1,8 @@
 """Stores: where an experiment's manifest, run records and artifacts are kept.
 
 Imports errors, record and its own modules. :class:`Store` (in ``_base``) is the
-contract; :class:`FileStore` is the default backend; :func:`open_store` turns what a
+contract; :class:`FileStore` is the default backend, :class:`PostgresStore` the one for
+many machines (psycopg is imported when one is made); :func:`open_store` turns what a
 user passes as ``store=`` into a store.
 """
 
@@ -13,14 +14,18 @@ import re
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.store._base import Store, StoreWarning
 from metalab.store.file import FileStore
+from metalab.store.postgres import PostgresStore
 
-__all__ = ["FileStore", "Store", "StoreWarning", "open_store"]
+__all__ = ["FileStore", "PostgresStore", "Store", "StoreWarning", "open_store"]
 
 _POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
 def open_store(target: str | os.PathLike[str] | Store, *, create: bool = True) -> Store:
     """Return the store ``target`` names: a Store as is, a folder path as a FileStore.
+
+    A ``postgresql://`` or ``postgres://`` URL names a :class:`PostgresStore` (options
+    in its query string: ``?schema=name&artifacts=/folder``).
 
     With ``create=False`` (for readers) a missing store is an error, and nothing is
     written to an existing one.
@@ -34,10 +39,7 @@ def open_store(target: str | os.PathLike[str] | Store, *, create: bool = True) -
     if isinstance(target, str):
         scheme, separator, _ = target.partition("://")
         if separator and scheme.lower() in _POSTGRES_SCHEMES:
-            raise InvalidArgumentError(
-                f"open_store({_redacted(target)!r}): the PostgreSQL store is not available "
-                f"yet; pass a folder path (a FileStore) for now."
-            )
+            return PostgresStore(target, create=create)
         if separator and re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
             raise InvalidArgumentError(
                 f"open_store({_redacted(target)!r}): unknown store URL scheme {scheme!r}; "

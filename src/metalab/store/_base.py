@@ -19,10 +19,13 @@ records name. Guarantees every backend owes (the contract tests check them):
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+import os
+import weakref
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from metalab.errors import InvalidArgumentError
 from metalab.record import SUCCESS, ArtifactRef, RunRecord, records_from_json
 
 __all__ = ["Store", "StoreWarning"]
@@ -161,3 +164,53 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Flush and release files or connections; the store can be used again after."""
         self.flush()
+
+    def _after_fork(self) -> None:  # noqa: B027  (most stores hold nothing to drop)
+        """In a forked child: drop the parent's files, connections and locks (if any)."""
+
+
+def _contiguous_ids(frames: Iterable[tuple[int, bytes]]) -> bytes:
+    """Join run-ID index frames ``(first position, 16-byte IDs)`` into the prefix from 0.
+
+    Stops at the first gap (positions a planner that died never wrote); frames that
+    overlap must agree, or no ID is trusted and ``b""`` is returned.
+    """
+    known = bytearray()
+    for start, ids in sorted(frames, key=lambda frame: frame[0]):
+        first = 16 * start
+        if first > len(known):
+            break
+        overlap = known[first : first + len(ids)]
+        if bytes(ids[: len(overlap)]) != overlap:
+            return b""
+        known += ids[len(overlap) :]
+    return bytes(known)
+
+
+def _check_run_ids(where: str, ids: bytes) -> None:
+    """Refuse ``ids`` unless it is one or more 16-byte run IDs."""
+    if len(ids) % 16 or not ids:
+        raise InvalidArgumentError(
+            f"{where}(ids=<{len(ids)} bytes>): must be one or more 16-byte run IDs "
+            f"(bytes.fromhex of each 32-hex-digit run ID)."
+        )
+
+
+# Every live store that holds files or connections, so that a forked child drops what
+# it inherited from its parent (the fix the logging module applies to its handlers'
+# locks): a store registers itself with _forget_in_forked_children.
+_FORKED_AWAY: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _forget_in_forked_children(store: Store) -> None:
+    """Have a forked child call ``store._after_fork()`` before it runs anything else."""
+    _FORKED_AWAY.add(store)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_FORKED_AWAY):
+        store._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -47,7 +47,13 @@ from typing import Any, TypeVar
 
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.record import FAILED, SUCCESS, ArtifactRef, RunRecord, gc_paused, records_from_json
-from metalab.store._base import Store, StoreWarning
+from metalab.store._base import (
+    Store,
+    StoreWarning,
+    _check_run_ids,
+    _contiguous_ids,
+    _forget_in_forked_children,
+)
 
 __all__ = ["FileStore"]
 
@@ -124,7 +130,7 @@ class FileStore(Store):
         self._root = _open_root(path, create=create)
         self._lock = threading.Lock()
         self._segment: _Segment | None = None
-        _STORES.add(self)
+        _forget_in_forked_children(self)
 
     def __reduce__(self) -> tuple[type[FileStore], tuple[str]]:
         return (type(self), (str(self._root),))
@@ -379,24 +385,11 @@ class FileStore(Store):
                 break  # torn by a crash: what follows cannot be trusted
             frames.append((start, ids))
             offset += _FRAME.size + len(ids)
-        known = bytearray()
-        for start, ids in sorted(frames, key=lambda frame: frame[0]):
-            first = 16 * start
-            if first > len(known):
-                break  # a gap: positions planned by a process that died before writing
-            overlap = known[first : first + len(ids)]
-            if ids[: len(overlap)] != overlap:
-                return b""  # two planners disagree: an index no one can trust
-            known += ids[len(overlap) :]
-        return bytes(known)
+        return _contiguous_ids(frames)
 
     def extend_run_id_index(self, key: str, start: int, ids: bytes) -> None:
         """Append one frame to ``index/run-ids-<key>.bin`` with a single ``write``."""
-        if len(ids) % 16 or not ids:
-            raise InvalidArgumentError(
-                f"{self!r}.extend_run_id_index(ids=<{len(ids)} bytes>): must be one or more "
-                f"16-byte run IDs (bytes.fromhex of each 32-hex-digit run ID)."
-            )
+        _check_run_ids(f"{self!r}.extend_run_id_index", ids)
         name = f"run-ids-{_path_part('extend_run_id_index', 'key', key)}.bin"
         frame = _FRAME.pack(start, len(ids) // 16, zlib.crc32(ids)) + ids
         try:
@@ -452,7 +445,7 @@ class FileStore(Store):
                 self._segment.close()
                 self._segment = None
 
-    def _forget_parent_writer(self) -> None:
+    def _after_fork(self) -> None:
         """In a forked child: drop the parent's segment and a lock it may have held."""
         self._lock = threading.Lock()
         if self._segment is not None:
@@ -553,20 +546,6 @@ def _state_code(key: bytes) -> bytes:
     """``success","attempt":3`` (a header's state) as the states index writes it: ``s3``."""
     status, _, attempt = key.partition(b'","attempt":')
     return status[:1] + attempt
-
-
-# Every live store, so that a forked child can drop its parent's segments and locks:
-# the same fix the logging module applies to its handlers' locks.
-_STORES: weakref.WeakSet[FileStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for store in list(_STORES):
-        store._forget_parent_writer()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _open_root(path: Any, *, create: bool) -> Path:

@@ -1,0 +1,1 @@
+raise ImportError("psycopg is hidden by tests/shadow for this test")
