@@ -66,6 +66,7 @@ _LAZY = {
     "DirPath": "metalab.context",
     "FilePath": "metalab.context",
     "context_spec": "metalab.context",
+    "DaskExecutor": "metalab.executors",
     "Executor": "metalab.executors",
     "ProcessExecutor": "metalab.executors",
     "SerialExecutor": "metalab.executors",
@@ -85,7 +86,13 @@ _LAZY = {
 if TYPE_CHECKING:
     from metalab.capture import Capture
     from metalab.context import DirPath, FilePath, context_spec
-    from metalab.executors import Executor, ProcessExecutor, SerialExecutor, ThreadExecutor
+    from metalab.executors import (
+        DaskExecutor,
+        Executor,
+        ProcessExecutor,
+        SerialExecutor,
+        ThreadExecutor,
+    )
     from metalab.experiment import Experiment
     from metalab.record import ArtifactRef, RunRecord
     from metalab.results import Results, Run, load_results
@@ -111,6 +118,7 @@ __all__ = [
     "Capture",
     "CaseIndexError",
     "Choice",
+    "DaskExecutor",
     "DirPath",
     "Distribution",
     "Executor",

@@ -308,7 +308,7 @@ def test_resolve_a_misspelt_name_suggests_the_closest_one():
         resolve_executor("proces")
     assert str(caught.value) == (
         "run(executor='proces'): unknown executor 'proces'; did you mean 'process'? "
-        "Known: process, serial, thread."
+        "Known: dask, process, serial, thread."
     )
 
 
@@ -316,7 +316,7 @@ def test_resolve_an_unknown_name_lists_the_known_ones():
     with pytest.raises(InvalidArgumentError) as caught:
         resolve_executor("gpu")
     assert str(caught.value) == (
-        "run(executor='gpu'): unknown executor 'gpu'. Known: process, serial, thread."
+        "run(executor='gpu'): unknown executor 'gpu'. Known: dask, process, serial, thread."
     )
 
 

@@ -1,4 +1,4 @@
-"""Executors: run a function over chunks of work, serially, in threads or in processes.
+"""Executors: run a function over chunks of work: serially, in threads, processes or Dask.
 
 Imports errors and its own modules only; knows nothing of experiments or stores.
 :func:`resolve_executor` turns the ``executor=`` argument of :func:`metalab.run` into
@@ -11,11 +11,13 @@ import difflib
 
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.executors._base import Executor, WorkerLost
+from metalab.executors._dask import DaskExecutor
 from metalab.executors._process import ProcessExecutor
 from metalab.executors._serial import SerialExecutor
 from metalab.executors._thread import ThreadExecutor
 
 __all__ = [
+    "DaskExecutor",
     "Executor",
     "ProcessExecutor",
     "SerialExecutor",
@@ -27,7 +29,7 @@ __all__ = [
 # Keys come from the class names so that a name and its class cannot disagree.
 _EXECUTORS: dict[str, type[Executor]] = {
     cls.__name__.removesuffix("Executor").lower(): cls
-    for cls in (ProcessExecutor, SerialExecutor, ThreadExecutor)
+    for cls in (DaskExecutor, ProcessExecutor, SerialExecutor, ThreadExecutor)
 }
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from metalab.errors import InvalidTypeError
+
 __all__ = ["ChunkOutcome", "Executor", "WorkerLost"]
 
 T = TypeVar("T")
@@ -61,3 +63,19 @@ class Executor(abc.ABC):
     def chunk_size(self, n_items: int) -> int:
         """Items per chunk the runner should send for a sweep of ``n_items``."""
         return 1
+
+
+def _pickled_function(where: str, fn: Callable[..., Any], cloudpickle: Any) -> bytes:
+    """Return ``fn`` pickled by cloudpickle, for workers in other processes; raise if it won't.
+
+    ``where`` names the caller (``ProcessExecutor.map_chunks``); ``cloudpickle`` is the
+    module, imported by the caller with its install hint.
+    """
+    try:
+        return cloudpickle.dumps(fn)
+    except Exception as exc:
+        raise InvalidTypeError(
+            f"{where}(fn={fn!r}): fn does not pickle, so it cannot reach the workers "
+            f"({type(exc).__name__}: {exc}); create what it captures (locks, open files, "
+            f"connections) inside fn, or use ThreadExecutor."
+        ) from exc

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from metalab._optional import require
 from metalab.errors import InvalidArgumentError, InvalidTypeError
+from metalab.executors._base import _pickled_function
 from metalab.executors._pool import _PoolExecutor, _PoolFactory
 
 if TYPE_CHECKING:
@@ -112,15 +113,7 @@ class ProcessExecutor(_PoolExecutor):
         self._cloudpickle = require("cloudpickle", feature="ProcessExecutor()", extra="process")
 
     def _prepare(self, fn: Callable[[list[T]], list[R]]) -> tuple[_PoolFactory, Callable[..., Any]]:
-        try:
-            payload = self._cloudpickle.dumps(fn)
-        except Exception as exc:
-            raise InvalidTypeError(
-                f"ProcessExecutor.map_chunks(fn={fn!r}): fn does not pickle, so it cannot "
-                f"reach the worker processes ({type(exc).__name__}: {exc}); create what it "
-                f"captures (locks, open files, connections) inside fn, or use "
-                f"ThreadExecutor."
-            ) from exc
+        payload = _pickled_function("ProcessExecutor.map_chunks", fn, self._cloudpickle)
         new_pool = partial(
             futures.ProcessPoolExecutor,
             self.max_workers,
