@@ -41,7 +41,7 @@ from typing import Any, TextIO
 from metalab._optional import optional, require
 from metalab._version import __version__
 from metalab.errors import InvalidArgumentError, MetalabError, Terminated
-from metalab.executors import Executor, ProcessExecutor, ThreadExecutor
+from metalab.executors import DaskExecutor, Executor, ProcessExecutor, ThreadExecutor
 from metalab.experiment import Experiment
 from metalab.record import SUCCESS, RunRecord
 from metalab.results import Results, Run, csv_cell, json_safe
@@ -80,7 +80,7 @@ _CELL_WIDTH = 48
 _STDOUT_TAIL = 20
 
 _FORMATS = ("table", "csv", "json", "parquet")
-_EXECUTORS = ("serial", "thread", "process")
+_EXECUTORS = ("serial", "thread", "process", "dask")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,6 +191,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help="run N at a time (worker processes unless --executor says otherwise)",
     )
     run.add_argument("--executor", choices=_EXECUTORS, help="where runs execute (default: serial)")
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --executor dask: a running Dask scheduler to join, e.g. tcp://host:8786 "
+        "(default: a local cluster of --workers processes)",
+    )
     run.add_argument(
         "--no-resume",
         dest="resume",
@@ -322,7 +328,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """Run ``metalab run``: load the script's experiment, run it, print one summary line."""
     where = f"metalab run {args.target}"
     path, name = _script_target(where, args.target)
-    executor = _executor(where, args.executor, args.workers)
+    executor = _executor(where, args.executor, args.workers, args.scheduler)
     with _as_script(path):
         exp = _load_experiment(where, path, name)
         store = _store_target(args.store) if args.store else Path("runs") / exp.name
@@ -379,8 +385,16 @@ def _script_target(where: str, target: str) -> tuple[Path, str | None]:
     return path, name
 
 
-def _executor(where: str, kind: str | None, workers: int | None) -> Executor | str | None:
+def _executor(
+    where: str, kind: str | None, workers: int | None, scheduler: str | None = None
+) -> Executor | str | None:
     """Return what ``run(executor=...)`` gets: ``--workers N`` alone means N processes."""
+    if scheduler is not None and kind != "dask":
+        raise InvalidArgumentError(
+            f"{where}: --scheduler {scheduler} joins a Dask cluster; add --executor dask."
+        )
+    if kind == "dask":
+        return DaskExecutor(address=scheduler, n_workers=workers)
     if workers is None:
         return kind
     if kind == "serial":

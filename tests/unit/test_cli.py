@@ -384,6 +384,20 @@ def test_run_refuses_a_serial_executor_with_several_workers(cli_run, tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_run_on_a_local_dask_cluster(cli_run, tmp_path):
+    script = write(tmp_path, "square.py", SQUARE_SCRIPT)
+    code, out, _ = cli_run("run", script, "--store", tmp_path / "s", "--executor", "dask",
+                           "--workers", "2", "--no-progress")  # fmt: skip
+    assert code == 0 and "6 done, 0 failed" in out
+    assert os.getpid() not in {run.record.pid for run in results(tmp_path / "s")}  # in workers
+
+
+def test_a_scheduler_without_the_dask_executor_is_refused(cli_run, tmp_path):
+    script = write(tmp_path, "square.py", SQUARE_SCRIPT)
+    code, _, err = cli_run("run", script, "--scheduler", "tcp://127.0.0.1:8786")
+    assert code == 2 and "add --executor dask" in err
+
+
 def test_run_with_a_thread_executor(cli_run, tmp_path):
     script = write(tmp_path, "square.py", SQUARE_SCRIPT)
     argv = ["run", script, "--executor", "thread", "--workers", "2", "--no-progress"]
