@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import importlib
 import re
 import shutil
@@ -104,3 +105,23 @@ def test_doctest_blocks_render_as_code():
         "Intro.\n\n```pycon\n>>> x = {'a': [1]}\n>>> x['a'][0]\n1\n```\n\nEnd.\n\n"
         "```python\n>>> 2\n```"
     )
+
+
+# Guide pages whose ``>>>`` examples run as doctests, so the outputs they show cannot rot.
+GUIDE_DOCTESTS = ["seeds.md", "params.md"]
+
+
+@pytest.mark.parametrize("page", GUIDE_DOCTESTS)
+def test_guide_page_examples_run(page):
+    pytest.importorskip("numpy", reason="the examples use numpy (pip install -e '.[dev]')")
+    # seeded() restores random, NumPy, torch and CUBLAS_WORKSPACE_CONFIG afterwards: the
+    # examples call seed_everything, which would otherwise leak into later tests.
+    with metalab.seeded(0):
+        failed, attempted = doctest.testfile(
+            str(ROOT / "docs" / page),
+            module_relative=False,
+            optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+            encoding="utf-8",
+        )
+    assert attempted > 0, f"docs/{page} has no >>> examples"
+    assert failed == 0, f"docs/{page}: {failed} of {attempted} examples failed (output above)"
