@@ -22,13 +22,14 @@ def check_int(
     >>> check_int("SeedPlan", "replicates", 3, minimum=1)
     3
     """
-    allowed = _int_range(minimum, below)
+    # " in [a, b)" or "" (no bounds): never a stray space before the comma.
+    allowed = f" {_int_range(minimum, below)}".rstrip()
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidTypeError(
-            f"{where}({name}={value!r}): must be an int {allowed}, got {type(value).__name__}."
+            f"{where}({name}={value!r}): must be an int{allowed}, got {type(value).__name__}."
         )
     if (minimum is not None and value < minimum) or (below is not None and value >= below):
-        raise InvalidArgumentError(f"{where}({name}={value!r}): must be an int {allowed}.")
+        raise InvalidArgumentError(f"{where}({name}={value!r}): must be an int{allowed}.")
     return value
 
 

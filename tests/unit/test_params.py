@@ -973,3 +973,9 @@ def test_registering_a_second_class_under_a_builtin_name_is_rejected():
     with pytest.raises(InvalidArgumentError, match="rename the class"):
         metalab.register_distribution(Choice)
     assert metalab.choice([1]).to_manifest_dict()["options"] == [1]
+
+
+def test_a_non_int_bound_without_a_range_reads_cleanly():
+    # No range to state: the message must not read "must be an int , got float".
+    with pytest.raises(InvalidTypeError, match=r"randint\(low=1\.5\): must be an int, got float\."):
+        metalab.randint(1.5, 3)
