@@ -485,13 +485,8 @@ def _has_records(folder: Path | str) -> bool:
 
 def _done_ids(folder: Path | str, *, every: bool = False) -> set[str]:
     """Return the IDs of the runs already done in ``folder`` (all runs if ``every``)."""
-    if isinstance(folder, str):  # a DSN: a database without the store's tables is empty
-        try:
-            states = open_store(folder, create=False).run_states()
-        except InvalidArgumentError as exc:
-            if "there is no metalab store" in str(exc):
-                return set()
-            raise
+    if isinstance(folder, str):  # a DSN: its tables are made now, as run() would next
+        states = open_store(folder).run_states()
         return {rid for rid, (status, _) in states.items() if every or status == SUCCESS}
     if not (folder / "records").is_dir():
         return set()

@@ -276,10 +276,8 @@ class Run:
 
     def _read_file(self, what: str, relpath: str) -> bytes:
         """Return the bytes of the run's file ``relpath``, refusing one a link leads outside."""
-        location = self._store.location
-        if os.path.isdir(location):
-            where = f"Run({self.run_id}).{what}"
-            _check_inside_store(where, self._store, os.path.join(location, relpath))
+        path = os.path.join(self._store.location, relpath)
+        _check_inside_store(f"Run({self.run_id}).{what}", self._store, path)
         return self._store.read_file(relpath)
 
     def plot_steps(self, name: str, ax: Axes | None = None) -> Figure:
@@ -369,9 +367,7 @@ class _Snapshot:
     @cached_property
     def records_json(self) -> list[bytes]:
         """The current record of every run, as JSON, in the store's order."""
-        lines = self.ndjson.split(b"\n")
-        del lines[-1]  # after the last newline: nothing
-        return lines
+        return _Lines(self.ndjson).all()
 
     def runs(self) -> list[Run]:
         """Build the runs from the records, ordered by (case index, replicate index)."""
@@ -865,7 +861,7 @@ class _Lines:
     def all(self) -> list[bytes]:
         """Every line, as a list."""
         lines = self._data.split(b"\n")
-        del lines[-1]
+        del lines[-1]  # after the last newline: nothing
         return lines
 
 

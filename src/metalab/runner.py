@@ -168,13 +168,19 @@ def _store_space(exp: Experiment, store: Store) -> Iterator[None]:
             if isinstance(exc, StoreFullError)
             else f"no space left to write to the store {store.location} ({exc.strerror})"
         )
-        full = StoreFullError(
+        raise _store_full(
             f"run({exp.name!r}): {detail.rstrip('.')}. Every run that finished is kept; "
             f"free some space (or choose another store) and run the same sweep again: it "
-            f"resumes."
-        )
-        full.errno = exc.errno
-        raise full from exc
+            f"resumes.",
+            exc,
+        ) from exc
+
+
+def _store_full(message: str, cause: OSError) -> StoreFullError:
+    """Return a StoreFullError saying ``message``, with the errno of the OSError ``cause``."""
+    full = StoreFullError(message)
+    full.errno = cause.errno
+    return full
 
 
 def _check_store(
@@ -254,8 +260,9 @@ def _plan_known(
         if rid in done:
             skipped += 1
             continue
-        reporter.skipped(skipped)
-        skipped = 0
+        if skipped:
+            reporter.skipped(skipped)
+            skipped = 0
         case, replicate = divmod(position, width)
         attempt = previous[rid][1] + 1 if rid in previous else 1
         yield exp.params[case], replicate, rid, attempt
@@ -707,12 +714,11 @@ class _ArtifactSink:
             if exc.errno not in _NO_SPACE:
                 raise
             # Raised through the operation, which is not at fault: the runner stops.
-            full = StoreFullError(
+            raise _store_full(
                 f"run {self.run_id}: no space left to store the artifact {name!r} in "
-                f"{self.store.location} ({exc.strerror})."
-            )
-            full.errno = exc.errno
-            raise full from exc
+                f"{self.store.location} ({exc.strerror}).",
+                exc,
+            ) from exc
 
 
 _PACKAGE_DIR = os.path.dirname(__file__)

@@ -251,7 +251,8 @@ class FileStore(Store):
         ``body`` is written as given, after a check that it starts with the header
         a reader looks for; it must be one such record, without a newline.
         """
-        self._append(self._framed("put_record_json", body), [_BODY_HEAD.match(body)])
+        line, head = self._framed("put_record_json", body)
+        self._append(line, [head])
 
     def put_records_json(self, bodies: list[bytes]) -> None:
         """Append records given as :meth:`RunRecord.to_json` bytes with one ``write``.
@@ -260,16 +261,18 @@ class FileStore(Store):
         during the write keeps a prefix of whole lines and at most one torn line,
         which readers skip.
         """
-        lines = b"".join([self._framed("put_records_json", body) for body in bodies])
-        self._append(lines, list(map(_BODY_HEAD.match, bodies)))
+        framed = [self._framed("put_records_json", body) for body in bodies]
+        self._append(b"".join([line for line, _ in framed]), [head for _, head in framed])
 
-    def _framed(self, method: str, body: bytes) -> bytes:
-        if not (isinstance(body, bytes) and _BODY_HEAD.match(body)) or b"\n" in body:
+    def _framed(self, method: str, body: bytes) -> tuple[bytes, re.Match[bytes]]:
+        """Return the segment line of ``body`` and its header's match; refuse a non-record."""
+        head = _BODY_HEAD.match(body) if isinstance(body, bytes) else None
+        if head is None or b"\n" in body:
             raise InvalidArgumentError(
                 f"{self!r}.{method}(body={body!r:.80}): must be the bytes of one "
                 f"RunRecord.to_json(); pass a RunRecord to put_record() instead."
             )
-        return _frame(body)
+        return _frame(body), head
 
     def _append(self, lines: bytes, heads: list[re.Match[bytes] | None]) -> None:
         """Append ``lines`` (whole records) whose bodies start with ``heads``."""
@@ -295,15 +298,12 @@ class FileStore(Store):
         copied from the segments at memory speed, checked by their CRC-32, without
         being split into a million lines; otherwise as :meth:`records_json`.
         """
-        records = self._root / "records"
-        if not records.is_symlink():
-            with gc_paused():
-                lines = _Lines(records, keep_bodies=False, blob=True)
-            if len(set(lines.rids)) == len(lines.rids) and lines.blob is not None:
-                for message in lines.damage:
-                    warnings.warn(message, StoreWarning, stacklevel=2)
-                return b"".join(lines.blob)
-        return super().records_ndjson()
+        with gc_paused():
+            lines = _Lines(self._records_folder(), keep_bodies=False, blob=True)
+        if len(set(lines.rids)) < len(lines.rids) or lines.blob is None:
+            return super().records_ndjson()
+        _warn_damage(lines, depth=1)
+        return b"".join(lines.blob)
 
     def latest_records(self, count: int) -> list[RunRecord]:
         """Return up to ``count`` of the records written last, oldest first.
@@ -350,19 +350,21 @@ class FileStore(Store):
 
     def _current(self, *, bodies: bool, verify: bool = True) -> dict[str, Any]:
         """Map each run ID to its current line's JSON (``bodies``) or (status, attempt)."""
+        with gc_paused():
+            lines = _Lines(self._records_folder(), keep_bodies=bodies, verify=verify)
+            current = lines.current(lines.bodies if bodies else lines.states)
+        _warn_damage(lines, depth=2)  # run_states, records_json, ...: their caller
+        return current
+
+    def _records_folder(self) -> Path:
+        """Return ``records/``, refusing one that is a link out of the store."""
         records = self._root / "records"
         if records.is_symlink():
             raise InvalidArgumentError(
                 f"{self!r}: {str(records)!r} is a symbolic link; a store reads records only "
                 f"from inside its own folder. Replace the link with the folder it points to."
             )
-        with gc_paused():
-            lines = _Lines(self._root / "records", keep_bodies=bodies, verify=verify)
-            current = lines.current(lines.bodies if bodies else lines.states)
-        for message in lines.damage:
-            # Point at the code that called the public method (run_states, records, ...).
-            warnings.warn(message, StoreWarning, stacklevel=3)
-        return current
+        return records
 
     def run_id_index(self, key: str) -> bytes:
         """Return the run IDs kept under ``key`` in ``index/run-ids-<key>.bin`` (see there).
@@ -804,12 +806,12 @@ class _Lines:
         damaged = total = 0
         blocks = _Blocks(segment, 0 if self._keep_bodies else self._read_states(segment))
         before = len(self.bodies)
-        keep, self._keep_bodies = self._keep_bodies, self._keep_bodies or self.blob is not None
+        # A blob takes the bodies of the lines past the index from the line scan.
+        keep_bodies = self._keep_bodies or self.blob is not None
         for block, end in blocks:
-            lines, bad = self._add(block, end)
+            lines, bad = self._add(block, end, keep_bodies)
             total += lines
             damaged += bad
-        self._keep_bodies = keep
         if self.blob is not None:  # the lines past the index, read one by one
             self.blob += [body + b"\n" for body in self.bodies[before:]]
             del self.bodies[before:]
@@ -860,7 +862,7 @@ class _Lines:
             self.states += [state] * len(ids)
         return covered
 
-    def _add(self, block: bytes, end: int) -> tuple[int, int]:
+    def _add(self, block: bytes, end: int, keep_bodies: bool) -> tuple[int, int]:
         """Append the intact lines of ``block[: end + 1]``; return how many lines, how many bad."""
         found = _NEXT_LINES.findall(block, 0, end)
         first = _FIRST_LINE.match(block, 0, end)
@@ -876,7 +878,7 @@ class _Lines:
                 if binascii.hexlify(computed) == b"".join(crcs):
                     self.rids += map(bytes.decode, rids)
                     self.states += map(self._known.__getitem__, keys)
-                    if self._keep_bodies:
+                    if keep_bodies:
                         self.bodies += bodies
                     return len(bodies), 0
         lines = block.split(b"\n")
@@ -889,7 +891,7 @@ class _Lines:
                 continue
             self.rids.append(decoded[0])
             self.states.append(decoded[1])
-            if self._keep_bodies:
+            if keep_bodies:
                 self.bodies.append(decoded[2])
         return len(lines), damaged
 
@@ -944,6 +946,12 @@ class _Lines:
                 chosen = max(best, key=lambda i: (_finished_at(self.bodies[i]), i))
             current[rid] = values[chosen]
         return current
+
+
+def _warn_damage(lines: _Lines, *, depth: int) -> None:
+    """Warn once per damaged segment, at the caller of the public method ``depth`` calls up."""
+    for message in lines.damage:
+        warnings.warn(message, StoreWarning, stacklevel=depth + 2)
 
 
 def _last_lines(segment: Path, count: int) -> list[bytes]:
