@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,25 +28,34 @@ def postgres_dsn() -> Iterator[str]:
     Tests that use it are skipped only when the server cannot start on this machine
     (no PostgreSQL 15 and no way to install it, or no `postgres` user).
     """
-    env = {**os.environ, "METALAB_PG_DIR": f"/tmp/metalab-pg-test-{os.getpid()}"}
+    with _service(_POSTGRES_SCRIPT, "METALAB_PG_DIR", "PostgreSQL server") as dsn:
+        yield dsn
+
+
+@contextlib.contextmanager
+def _service(script: Path, folder_variable: str, what: str) -> Iterator[str]:
+    """Start a service with ``script start`` in a folder of this session; stop it after.
+
+    Yields the last line the script printed. Skips the tests only when the script fails.
+    """
+    env = {**os.environ, folder_variable: f"/tmp/metalab-{script.stem}-test-{os.getpid()}"}
     started = subprocess.run(
-        ["bash", str(_POSTGRES_SCRIPT), "start"],
+        ["bash", str(script), "start"],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
         check=False,
     )
-    if started.returncode != 0:
-        subprocess.run(["bash", str(_POSTGRES_SCRIPT), "stop"], env=env, check=False)
-        pytest.skip(
-            f"no PostgreSQL server could be started here (scripts/postgres.sh start: "
-            f"{started.stderr.strip()[-500:]})"
-        )
     try:
+        if started.returncode != 0:
+            pytest.skip(
+                f"no {what} could be started here (scripts/{script.name} start: "
+                f"{started.stderr.strip()[-500:]})"
+            )
         yield started.stdout.strip().splitlines()[-1]
     finally:
-        subprocess.run(["bash", str(_POSTGRES_SCRIPT), "stop"], env=env, check=False)
+        subprocess.run(["bash", str(script), "stop"], env=env, check=False)
 
 
 @pytest.fixture
@@ -55,3 +67,44 @@ def postgres_schema(postgres_dsn: str) -> Iterator[str]:
 
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+# -- a private one-node SLURM cluster, for SlurmExecutor --------------------------------
+_SLURM_SCRIPT = _POSTGRES_SCRIPT.with_name("slurm.sh")
+
+
+@dataclass(frozen=True)
+class SlurmCluster:
+    """What tests need to know about the private SLURM cluster of the session."""
+
+    conf: Path
+    partition: str
+    cpus: int
+    max_array_size: int
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[SlurmCluster]:
+    """A private one-node SLURM cluster, started by scripts/slurm.sh for the session.
+
+    Sets SLURM_CONF in os.environ for the session, so sbatch, squeue and submitit reach
+    it. Tests that use it are skipped only when it cannot start on this machine (no
+    SLURM and no way to install it, not root, or daemons that refuse to start).
+    """
+    with (
+        _service(_SLURM_SCRIPT, "METALAB_SLURM_DIR", "SLURM cluster") as conf,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setenv("SLURM_CONF", conf)
+        config = subprocess.run(
+            ["scontrol", "show", "config"], capture_output=True, text=True, check=True
+        ).stdout
+        cpus = subprocess.run(
+            ["sinfo", "-h", "-p", "debug", "-o", "%c"], capture_output=True, text=True, check=True
+        ).stdout
+        yield SlurmCluster(
+            conf=Path(conf),
+            partition="debug",
+            cpus=int(cpus),
+            max_array_size=int(re.search(r"^MaxArraySize\s*=\s*(\d+)", config, re.M)[1]),
+        )

@@ -23,6 +23,7 @@ MODULES = [
     "metalab.params",
     "metalab.store",
     "metalab.executors",
+    "metalab.cluster",
     "metalab.results",
     "metalab.errors",
 ]
@@ -108,12 +109,22 @@ def test_doctest_blocks_render_as_code():
 
 
 # Guide pages whose ``>>>`` examples run as doctests, so the outputs they show cannot rot.
-GUIDE_DOCTESTS = ["seeds.md", "params.md"]
+GUIDE_DOCTESTS = [
+    "seeds.md",
+    "params.md",
+    "capture.md",
+    "contexts.md",
+    "executors.md",
+    "coming-from/original-metalab.md",
+    "coming-from/optuna.md",
+]
 
 
 @pytest.mark.parametrize("page", GUIDE_DOCTESTS)
-def test_guide_page_examples_run(page):
+def test_guide_page_examples_run(page, tmp_path, monkeypatch):
     pytest.importorskip("numpy", reason="the examples use numpy (pip install -e '.[dev]')")
+    # In an empty folder, as a reader would start: the examples write ./runs/<name>.
+    monkeypatch.chdir(tmp_path)
     # seeded() restores random, NumPy, torch and CUBLAS_WORKSPACE_CONFIG afterwards: the
     # examples call seed_everything, which would otherwise leak into later tests.
     with metalab.seeded(0):

@@ -110,16 +110,42 @@ ALLOWED_IMPORTS = {
     # Results (and their plots, one layer) read stores and never import the runner.
     "metalab.results": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.plotting"},
     "metalab.plotting": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.results"},
-    "metalab.runner": DEFINITIONS
+    "metalab.report": DEFINITIONS
+    | {"metalab.capture", "metalab.store", "metalab.results", "metalab.plotting"},
+    # What `metalab ls` lists, and the dashboard that also shows reports: readers too.
+    "metalab._listing": BASE | {"metalab.record", "metalab.store"},
+    "metalab.ui": DEFINITIONS
+    | {"metalab._listing", "metalab.capture", "metalab.store", "metalab.report"},
+    # What runs in a worker: never the planning, the executors or the results.
+    "metalab.worker": DEFINITIONS
     | {
         "metalab._signals",
         "metalab.experiment",
         "metalab.provenance",
         "metalab.capture",
         "metalab.store",
+    },
+    # SLURM submission and its handle, beside the runner, which calls it.
+    "metalab.cluster": DEFINITIONS
+    | {
+        "metalab._signals",
+        "metalab.experiment",
+        "metalab.worker",
+        "metalab.store",
+        "metalab.executors",
+        "metalab.results",
+    },
+    "metalab.runner": DEFINITIONS
+    | {
+        "metalab._signals",
+        "metalab.experiment",
+        "metalab.provenance",
+        "metalab.store",
         "metalab.executors",
         "metalab.progress",
         "metalab.results",
+        "metalab.worker",
+        "metalab.cluster",
     },
 }
 ALLOWED_IMPORTS["metalab.cli"] = set(ALLOWED_IMPORTS)  # the command may use every layer

@@ -70,7 +70,9 @@ _LAZY = {
     "Executor": "metalab.executors",
     "ProcessExecutor": "metalab.executors",
     "SerialExecutor": "metalab.executors",
+    "SlurmExecutor": "metalab.executors",
     "ThreadExecutor": "metalab.executors",
+    "SlurmSweep": "metalab.cluster",
     "Experiment": "metalab.experiment",
     "ArtifactRef": "metalab.record",
     "RunRecord": "metalab.record",
@@ -85,12 +87,14 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from metalab.capture import Capture
+    from metalab.cluster import SlurmSweep
     from metalab.context import DirPath, FilePath, context_spec
     from metalab.executors import (
         DaskExecutor,
         Executor,
         ProcessExecutor,
         SerialExecutor,
+        SlurmExecutor,
         ThreadExecutor,
     )
     from metalab.experiment import Experiment
@@ -148,6 +152,8 @@ __all__ = [
     "SeedBundle",
     "SeedPlan",
     "SerialExecutor",
+    "SlurmExecutor",
+    "SlurmSweep",
     "Store",
     "ThreadExecutor",
     "Uniform",

@@ -6,6 +6,8 @@ returns the exit status rather than exiting, so tests call it in-process::
     metalab run FILE.py[:EXPERIMENT] [--store PATH] [--workers N] [--executor KIND]
     metalab ls [ROOT]            metalab status STORE       metalab show STORE RUN_ID
     metalab failed STORE         metalab table STORE [...]  metalab diff STORE RUN_A RUN_B
+    metalab report STORE [-o FILE]
+    metalab ui [ROOT] [--port 8765] [--host 127.0.0.1]
 
 Exit status: 0 success; 1 ``metalab run`` finished but some runs failed; 2 an error
 (bad arguments, a missing or malformed store, a script that cannot be loaded), shown
@@ -38,12 +40,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from metalab._listing import find_stores, parse_time, summarise_store
 from metalab._optional import optional, require
 from metalab._version import __version__
+from metalab.cluster import SlurmSweep
 from metalab.errors import InvalidArgumentError, MetalabError, Terminated
-from metalab.executors import DaskExecutor, Executor, ProcessExecutor, ThreadExecutor
+from metalab.executors import (
+    DaskExecutor,
+    Executor,
+    ProcessExecutor,
+    SlurmExecutor,
+    ThreadExecutor,
+)
 from metalab.experiment import Experiment
 from metalab.record import SUCCESS, RunRecord
+from metalab.report import write_report
 from metalab.results import Results, Run, csv_cell, json_safe
 from metalab.runner import run as run_experiment
 from metalab.store import Store, StoreWarning, open_store
@@ -80,7 +91,7 @@ _CELL_WIDTH = 48
 _STDOUT_TAIL = 20
 
 _FORMATS = ("table", "csv", "json", "parquet")
-_EXECUTORS = ("serial", "thread", "process", "dask")
+_EXECUTORS = ("serial", "thread", "process", "dask", "slurm")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -177,6 +188,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "Run the experiment defined in a Python script; skip the runs already done.",
         "metalab run pi.py --workers 4",
         "metalab run sweeps.py:lr_sweep --store runs/lr --executor thread",
+        "metalab run pi.py --executor slurm --slurm partition=cpu --slurm time=30 --detach",
     )
     run.add_argument(
         "target",
@@ -196,6 +208,22 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="ADDRESS",
         help="with --executor dask: a running Dask scheduler to join, e.g. tcp://host:8786 "
         "(default: a local cluster of --workers processes)",
+    )
+    run.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --executor slurm: a SlurmExecutor setting, e.g. --slurm partition=gpu "
+        "--slurm time=120 --slurm mem=16G --slurm setup='module load cuda' (repeatable; "
+        "any other key is passed to sbatch, e.g. --slurm account=proj). --workers N "
+        "sets array_parallelism",
+    )
+    run.add_argument(
+        "--detach",
+        action="store_true",
+        help="with --executor slurm: return once the arrays are submitted; follow them "
+        "with 'metalab status STORE' (default: wait, then print the summary)",
     )
     run.add_argument(
         "--no-resume",
@@ -296,6 +324,39 @@ def _build_parser() -> argparse.ArgumentParser:
     diff.add_argument(
         "--all", action="store_true", help="also show the provenance entries that are equal"
     )
+
+    report = command(
+        "report",
+        _cmd_report,
+        "Write one self-contained HTML report of a store (works offline; needs plotly).",
+        "metalab report runs/pi_mc -o pi_mc.html",
+    )
+    report.add_argument("store", help="store folder or PostgreSQL URL")
+    report.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="report.html",
+        help="where to write it (default: ./report.html); replaces an earlier report, "
+        "refuses any other existing file",
+    )
+
+    ui = command(
+        "ui",
+        _cmd_ui,
+        "Serve a read-only web dashboard over the stores under a folder (needs metalab[ui]).",
+        "metalab ui runs",
+        "metalab ui runs --port 9000",
+    )
+    ui.add_argument("root", nargs="?", default="runs", help="folder to serve (default: runs)")
+    ui.add_argument(
+        "--port", type=int, default=8765, help="port to listen on (default: 8765; 0: any free one)"
+    )
+    ui.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; no login)",
+    )
     return parser
 
 
@@ -328,7 +389,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """Run ``metalab run``: load the script's experiment, run it, print one summary line."""
     where = f"metalab run {args.target}"
     path, name = _script_target(where, args.target)
-    executor = _executor(where, args.executor, args.workers, args.scheduler)
+    executor = _executor(where, args.executor, args.workers, args.scheduler, args.slurm)
+    if args.detach and args.executor != "slurm":
+        raise InvalidArgumentError(f"{where}: --detach is for --executor slurm; drop it.")
     with _as_script(path):
         exp = _load_experiment(where, path, name)
         store = _store_target(args.store) if args.store else Path("runs") / exp.name
@@ -342,7 +405,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
         if args.overwrite:
             done_before = set()
-        run_experiment(
+        submitted = run_experiment(
             exp,
             store=store,
             executor=executor,
@@ -351,6 +414,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             timeout=args.timeout,
         )
+    if isinstance(submitted, SlurmSweep):
+        print(
+            f"{exp.name} {exp.version}: {submitted.runs} runs submitted as "
+            f"{len(submitted.tasks)} SLURM array task(s) (arrays "
+            f"{', '.join(submitted.job_ids) or 'none'}); logs in {submitted.folder}; "
+            f"follow with: metalab status {shlex.quote(str(store))}",
+            file=sys.stderr if not args.detach else sys.stdout,
+        )
+        if args.detach:
+            return EXIT_OK
+        submitted.wait()
     # From the states, not the runs: a million Run objects would take half a minute.
     with warnings.catch_warnings():  # the sweep has warned of damage already
         warnings.simplefilter("ignore", StoreWarning)
@@ -386,13 +460,26 @@ def _script_target(where: str, target: str) -> tuple[Path, str | None]:
 
 
 def _executor(
-    where: str, kind: str | None, workers: int | None, scheduler: str | None = None
-) -> Executor | str | None:
+    where: str,
+    kind: str | None,
+    workers: int | None,
+    scheduler: str | None = None,
+    slurm: Sequence[str] = (),
+) -> Executor | SlurmExecutor | str | None:
     """Return what ``run(executor=...)`` gets: ``--workers N`` alone means N processes."""
     if scheduler is not None and kind != "dask":
         raise InvalidArgumentError(
             f"{where}: --scheduler {scheduler} joins a Dask cluster; add --executor dask."
         )
+    if slurm and kind != "slurm":
+        raise InvalidArgumentError(
+            f"{where}: --slurm {slurm[0]} is a SLURM setting; add --executor slurm."
+        )
+    if kind == "slurm":
+        settings = _slurm_settings(where, slurm)
+        if workers is not None:
+            settings["array_parallelism"] = workers
+        return SlurmExecutor(**settings)
     if kind == "dask":
         return DaskExecutor(address=scheduler, n_workers=workers)
     if workers is None:
@@ -405,6 +492,22 @@ def _executor(
             f"drop --workers, or pass --executor thread or --executor process."
         )
     return ThreadExecutor(workers) if kind == "thread" else ProcessExecutor(workers)
+
+
+def _slurm_settings(where: str, pairs: Sequence[str]) -> dict[str, Any]:
+    """Parse ``--slurm KEY=VALUE`` options: whole numbers become ints; setup lines add up."""
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.isidentifier():
+            raise InvalidArgumentError(
+                f"{where}: --slurm {pair!r} must be KEY=VALUE, e.g. --slurm partition=gpu."
+            )
+        if key == "setup":
+            settings.setdefault("setup", []).append(value)
+        else:
+            settings[key] = int(value) if value.isdigit() else value
+    return settings
 
 
 @contextlib.contextmanager
@@ -572,27 +675,22 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         )
     now = datetime.now(UTC)
     rows = []
-    for folder in _find_stores(root):
+    for folder in find_stores(root):
         try:
-            store, manifest = _open_for_reading("ls", str(folder))
-            states = store.run_states(verify=False)
-            latest = store.latest_records(1)
+            summary = summarise_store(folder)
         except (MetalabError, OSError) as exc:
             # One bad store should not hide the others.
             print(f"warning: skipped: {' '.join(str(exc).split())}", file=sys.stderr)
             continue
-        manifest = manifest or {}
-        done = sum(status == SUCCESS for status, _ in states.values())
-        finished = [t for t in (_time(r.finished_at) for r in latest) if t is not None]
-        last = max(finished) if finished else _mtime(folder / "manifest.json")
+        last = summary.last_activity
         rows.append(
             [
                 str(folder),
-                _brief(manifest.get("name", "?")),
-                _brief(manifest.get("version", "?")),
-                done,
-                len(states) - done,
-                manifest.get("total_runs", "?"),
+                _brief(summary.manifest.get("name", "?")),
+                _brief(summary.manifest.get("version", "?")),
+                summary.done,
+                summary.failed,
+                "?" if summary.total is None else summary.total,
                 f"{_stamp(last)} ({_ago(now - last)})",
             ]
         )
@@ -604,14 +702,13 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _find_stores(root: Path) -> Iterator[Path]:
-    """Yield every folder under ``root`` (itself included) holding a manifest.json."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        if "manifest.json" in filenames:
-            dirnames.clear()  # records/ and artifacts/ hold no stores, and can be huge
-            yield Path(dirpath)
-        else:
-            dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+def _cmd_ui(args: argparse.Namespace) -> int:
+    """Run ``metalab ui``: serve the dashboard until Ctrl-C."""
+    # Imported here: the dashboard needs starlette and uvicorn, an extra.
+    from metalab.ui import serve
+
+    serve(args.root, host=args.host, port=args.port)
+    return EXIT_OK
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -629,12 +726,15 @@ def _cmd_status(args: argparse.Namespace) -> int:
         (
             (moment, record)
             for record in store.latest_records(_RATE_WINDOW)
-            if (moment := _time(record.finished_at))
+            if (moment := parse_time(record.finished_at))
         ),
         key=lambda pair: pair[0],
     )
     now = datetime.now(UTC)
     state, rate = _state(pending, failed, finished, now)
+    slurm, queued = _slurm_lines(store)
+    if queued:  # tasks that wait write nothing, and their PIDs are not this host's
+        state = f"on SLURM: {queued} array task(s) queued or running"
     name, version = _brief(manifest.get("name", "?")), _brief(manifest.get("version", "?"))
     lines = [
         ("experiment", f"{name} {version}"),
@@ -651,8 +751,28 @@ def _cmd_status(args: argparse.Namespace) -> int:
         lines.append(("rate", f"{rate * 60:.1f} runs/min"))
         if pending:
             lines.append(("ETA", _duration(pending / rate)))
-    print("\n".join(_pairs(lines, indent="")))
+    print("\n".join(_pairs(lines + slurm, indent="")))
     return EXIT_OK
+
+
+def _slurm_lines(store: Store) -> tuple[list[tuple[str, object]], int]:
+    """Lines on the store's last SLURM submission, and how many of its tasks are queued."""
+    try:
+        sweep = SlurmSweep.attach(store)
+    except InvalidArgumentError:
+        return [], 0
+    queued = 0
+    try:
+        counts = sweep.task_counts()
+        queued = len(sweep.tasks) - counts["ENDED"]
+        tasks = ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
+    except MetalabError as exc:  # e.g. no squeue on this machine
+        tasks = f"states unknown here ({exc})"
+    lines: list[tuple[str, object]] = [
+        ("slurm", f"arrays {', '.join(sweep.job_ids)}; {len(sweep.tasks)} tasks: {tasks}"),
+        ("slurm logs", sweep.folder),
+    ]
+    return lines, queued
 
 
 def _state(
@@ -931,6 +1051,15 @@ def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    """Run ``metalab report``: write the store's HTML report, outside the store."""
+    store, _ = _open_for_reading("report", args.store)
+    _refuse_inside(f"metalab report {args.store}", store, Path(args.output))
+    path = write_report(store, args.output)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); open it in a web browser")
+    return EXIT_OK
+
+
 # -------------------------------------------------------------------------- printing
 
 
@@ -1064,19 +1193,6 @@ def _size(size: int) -> str:
     while value >= 1024 and index < len(units) - 1:
         value, index = value / 1024, index + 1
     return f"{size} B" if index == 0 else f"{value:.1f} {units[index]}"
-
-
-def _time(text: str) -> datetime | None:
-    """Parse a record's ISO 8601 UTC time; None for an empty or unreadable one."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except (TypeError, ValueError):
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _mtime(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def _stamp(moment: datetime) -> str:

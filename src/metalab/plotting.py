@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from metalab._optional import require
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.record import SUCCESS
-from metalab.results import Results, Run, _describe
+from metalab.results import Results, Run, _band, _describe
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -116,15 +116,10 @@ def plot_steps(
     by_run = {id(run): values for run, values in series}
     for hue_value, members in _by_hue([run for run, _ in series], hue):
         curves = [by_run[id(run)] for run in members]
-        xs, means, lows, highs = [], [], [], []
-        for step in sorted({step for curve in curves for step in curve}):
-            stats = _describe(curve[step] for curve in curves if step in curve)
-            if stats["mean"] is None:
-                continue
-            xs.append(step)
-            means.append(stats["mean"])
-            lows.append(stats["mean"] if stats["ci95_low"] is None else stats["ci95_low"])
-            highs.append(stats["mean"] if stats["ci95_high"] is None else stats["ci95_high"])
+        xs, means, lows, highs = _band(
+            (step, [curve[step] for curve in curves if step in curve])
+            for step in sorted({step for curve in curves for step in curve})
+        )
         label = name if hue is None else _label(hue_value)
         _line_with_band(ax, xs, means, lows, highs, label)
     ax.set_xlabel("step")

@@ -157,6 +157,32 @@ def _describe(values: Iterable[Any]) -> dict[str, Any]:
     }
 
 
+def _band(
+    groups: Iterable[tuple[Any, Iterable[Any]]],
+) -> tuple[list[Any], list[float], list[float], list[float]]:
+    """Return ``(xs, means, lows, highs)`` of ``(x, values)`` groups: a curve with its band.
+
+    The band is the 95% interval, or the mean itself below two finite values; a group
+    with no finite value is left out. Shared by ``plot_steps`` and the HTML report.
+
+    >>> _band([(0, [1.0, 3.0]), (1, [float("nan")]), (2, [5.0])])[:2]
+    ([0, 2], [2.0, 5.0])
+    """
+    xs: list[Any] = []
+    means: list[float] = []
+    lows: list[float] = []
+    highs: list[float] = []
+    for x, values in groups:
+        stats = _describe(values)
+        if stats["mean"] is None:
+            continue
+        xs.append(x)
+        means.append(stats["mean"])
+        lows.append(stats["mean"] if stats["ci95_low"] is None else stats["ci95_low"])
+        highs.append(stats["mean"] if stats["ci95_high"] is None else stats["ci95_high"])
+    return xs, means, lows, highs
+
+
 class Run:
     """One run of a store: its record, plus access to its artifacts, steps and logs.
 

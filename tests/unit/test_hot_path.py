@@ -26,7 +26,7 @@ from metalab.fingerprint import _DUMPS, _normalise, canonical
 from metalab.params import ParamCase
 from metalab.provenance import utc_now, utc_text
 from metalab.record import FAILED, SUCCESS, ArtifactRef, RecordEncoder, RunRecord
-from metalab.runner import _BATCH_RUNS, _BATCH_SECONDS, _Finished, _RecordBatch
+from metalab.worker import _BATCH_RUNS, _BATCH_SECONDS, _Finished, _RecordBatch
 from strategies import json_values, param_dicts
 
 finite_or_not = st.one_of(st.floats(), st.integers(-(2**70), 2**70), st.booleans())

@@ -1,5 +1,7 @@
 """Executors: run a function over chunks of work: serially, in threads, processes or Dask.
 
+:class:`SlurmExecutor` is apart: it submits job arrays and returns without waiting.
+
 Imports errors and its own modules only; knows nothing of experiments or stores.
 :func:`resolve_executor` turns the ``executor=`` argument of :func:`metalab.run` into
 an :class:`Executor`; a name is the class name less ``Executor``, lowercased.
@@ -14,6 +16,7 @@ from metalab.executors._base import Executor, WorkerLost
 from metalab.executors._dask import DaskExecutor
 from metalab.executors._process import ProcessExecutor
 from metalab.executors._serial import SerialExecutor
+from metalab.executors._slurm import SlurmExecutor
 from metalab.executors._thread import ThreadExecutor
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "Executor",
     "ProcessExecutor",
     "SerialExecutor",
+    "SlurmExecutor",
     "ThreadExecutor",
     "WorkerLost",
     "resolve_executor",

@@ -1,0 +1,1 @@
+"""Browser tests: pages of metalab opened in headless Chromium (see conftest.py)."""
