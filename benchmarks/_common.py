@@ -268,3 +268,37 @@ def records_folder_lines(store: Path):
     for segment in sorted((store / "records").glob("*.jsonl")):
         with open(segment, "rb") as lines:
             yield from lines
+
+
+def postgres_main(
+    doc: str, measure: Callable[[str, Path, int], list[tuple[str, float, str]]]
+) -> None:
+    """Parse ``--runs --dsn --workdir``; start a server unless given one; print ``measure``'s rows.
+
+    ``measure(dsn, workdir, runs)`` returns ``(figure, value, unit)`` rows; a rate (unit
+    ending ``/s``) prints as a whole number, anything else with three decimals.
+    """
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--dsn", default=os.environ.get("METALAB_POSTGRES_DSN"))
+    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "metalab-bench"))
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    script = HERE.parent / "scripts" / "postgres.sh"
+    env = {**os.environ, "METALAB_PG_DIR": f"/tmp/metalab-pg-bench-{os.getpid()}"}
+    dsn = args.dsn
+    if dsn is None:
+        dsn = subprocess.run(
+            ["bash", str(script), "start"], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()[-1]
+    try:
+        for figure, value, unit in measure(dsn, workdir, args.runs):
+            shown = f"{value:,.0f}" if unit.endswith("/s") else f"{value:.3f}"
+            print(f"{figure:<56} {shown:>10} {unit}")
+    finally:
+        if args.dsn is None:
+            subprocess.run(["bash", str(script), "stop"], env=env, check=False)

@@ -10,20 +10,14 @@ call, as a worker writes them. Figures go to ``docs/postgres.md``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from _common import HERE, best_of, done_store, pi_experiment
+from _common import best_of, done_store, pi_experiment, postgres_main
 
 import metalab
 from metalab.store import FileStore, PostgresStore
-
-SCRIPT = HERE.parent / "scripts" / "postgres.sh"
 
 
 def measure(dsn: str, workdir: Path, runs: int) -> list[tuple[str, float, str]]:
@@ -69,29 +63,5 @@ def measure(dsn: str, workdir: Path, runs: int) -> list[tuple[str, float, str]]:
     return rows
 
 
-def main() -> None:
-    """Start a server unless given one, measure, print the figures, stop the server."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100_000)
-    parser.add_argument("--dsn", default=os.environ.get("METALAB_POSTGRES_DSN"))
-    parser.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "metalab-bench"))
-    args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "METALAB_PG_DIR": f"/tmp/metalab-pg-bench-{os.getpid()}"}
-    dsn = args.dsn
-    if dsn is None:
-        dsn = subprocess.run(
-            ["bash", str(SCRIPT), "start"], env=env, capture_output=True, text=True, check=True
-        ).stdout.split()[-1]
-    try:
-        for figure, value, unit in measure(dsn, workdir, args.runs):
-            shown = f"{value:,.0f}" if unit.endswith("/s") else f"{value:.3f}"
-            print(f"{figure:<56} {shown:>10} {unit}")
-    finally:
-        if args.dsn is None:
-            subprocess.run(["bash", str(SCRIPT), "stop"], env=env, check=False)
-
-
 if __name__ == "__main__":
-    main()
+    postgres_main(__doc__, measure)

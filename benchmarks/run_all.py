@@ -79,6 +79,7 @@ ENTRIES = [
     Entry("status-1m", "bench_status", {"runs": 1_000_000}, {"runs": 100_000}),
     Entry("params", "bench_params", {"items": 1_000_000}, {"items": 100_000}),
     Entry("report-100k", "bench_report", {"runs": 100_000}, {"runs": 100_000}),
+    Entry("verify-10k", "bench_verify", {"runs": 10_000}, {"runs": 10_000}),
 ]
 
 

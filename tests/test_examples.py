@@ -17,6 +17,7 @@ from types import ModuleType
 import pytest
 
 import metalab
+from metalab.store import open_store
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 
@@ -43,10 +44,10 @@ def test_pi_example_sweeps_nine_runs_then_resumes_without_rerunning(tmp_path):
     assert again.stdout == first.stdout
 
 
-def run_example(name: str, folder: Path) -> str:
-    """Run ``examples/<name>`` at its small size in ``folder``; return what it printed."""
+def run_example(name: str, folder: Path, *args: str) -> str:
+    """Run ``examples/<name> ARGS`` at its small size in ``folder``; return what it printed."""
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / name)],
+        [sys.executable, str(EXAMPLES / name), *args],
         cwd=folder,
         capture_output=True,
         text=True,
@@ -130,3 +131,27 @@ def test_preprocessing_cache_reruns_exactly_the_runs_of_the_edited_file(tmp_path
     # North: its 4 earlier runs are kept, 4 new ones added; south: not one record changed.
     assert north.items() <= runs("north").items() and len(runs("north")) == 8
     assert runs("south") == south
+
+
+def test_slurm_and_dask_example_gives_the_same_results_on_dask_and_on_slurm(
+    tmp_path, monkeypatch, slurm_cluster
+):
+    pytest.importorskip("distributed", reason="the example needs dask (the dask extra)")
+    on_dask, on_slurm, serial = (tmp_path / name for name in ("dask", "slurm", "serial"))
+    for folder in (on_dask, on_slurm, serial):
+        folder.mkdir()
+    dask_lines = run_example("slurm_and_dask.py", on_dask, "--profile", "dask").splitlines()
+    assert len(dask_lines) == 12
+    workers = {run.record.worker for run in metalab.load_results(on_dask / "runs/gauss_area")}
+    assert all("Dask-" in worker for worker in workers), workers
+
+    # The profile chosen by the environment; the fixture points SLURM_CONF at the cluster.
+    monkeypatch.setenv("METALAB_PROFILE", "slurm")
+    assert run_example("slurm_and_dask.py", on_slurm).splitlines() == dask_lines
+    sweep = metalab.SlurmSweep.attach(open_store(on_slurm / "runs" / "gauss_area"))
+    assert len(sweep.tasks) == 3  # 12 runs, chunk_size = 4 in examples/metalab.toml
+    assert any((on_slurm / "slurm-logs").iterdir())
+
+    # An argument wins over the profile: no SLURM job this time.
+    printed = run_example("slurm_and_dask.py", serial, "--executor", "serial")
+    assert printed.splitlines() == dask_lines and not (serial / "slurm-logs").exists()

@@ -107,8 +107,12 @@ ALLOWED_IMPORTS = {
     "metalab.store": BASE | {"metalab.record"},
     "metalab.executors": BASE,
     "metalab.progress": BASE | {"metalab.record"},
-    # Results (and their plots, one layer) read stores and never import the runner.
-    "metalab.results": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.plotting"},
+    # The project file's profiles name executors; the runner and the CLI read them.
+    "metalab.profiles": BASE | {"metalab.executors"},
+    # Results (and their plots, one layer) read stores and never import the runner;
+    # Results.verify imports the replays when called.
+    "metalab.results": DEFINITIONS
+    | {"metalab.capture", "metalab.store", "metalab.plotting", "metalab.verify"},
     "metalab.plotting": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.results"},
     "metalab.report": DEFINITIONS
     | {"metalab.capture", "metalab.store", "metalab.results", "metalab.plotting"},
@@ -124,6 +128,16 @@ ALLOWED_IMPORTS = {
         "metalab.provenance",
         "metalab.capture",
         "metalab.store",
+    },
+    # Replays of finished runs (metalab verify): a worker's RunChunk, in process workers.
+    "metalab.verify": DEFINITIONS
+    | {
+        "metalab.experiment",
+        "metalab.provenance",
+        "metalab.capture",
+        "metalab.store",
+        "metalab.executors",
+        "metalab.worker",
     },
     # SLURM submission and its handle, beside the runner, which calls it.
     "metalab.cluster": DEFINITIONS
@@ -143,7 +157,9 @@ ALLOWED_IMPORTS = {
         "metalab.store",
         "metalab.executors",
         "metalab.progress",
+        "metalab.profiles",
         "metalab.results",
+        "metalab.verify",
         "metalab.worker",
         "metalab.cluster",
     },

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab.record import SUCCESS
-from metalab.store import open_store
+from metalab.store import PackStore, open_store
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class StoreSummary:
     """One store's counts, as a listing shows them.
 
     Attributes:
-        folder: The store folder.
+        folder: The store folder, or the pack file.
         manifest: Its experiment manifest (``{}`` when it has none yet).
         done: Runs whose current record is a success.
         failed: Runs whose current record is a failure.
@@ -40,18 +40,24 @@ class StoreSummary:
     last_activity: datetime
 
 
-def find_stores(root: Path) -> Iterator[Path]:
-    """Yield every folder under ``root`` (itself included) holding a manifest.json."""
+def find_stores(root: Path, *, packs: bool = False) -> Iterator[Path]:
+    """Yield every folder under ``root`` (itself included) holding a manifest.json.
+
+    With ``packs``, also every pack file (``*.metalab.zip``) outside those folders.
+    """
     for dirpath, dirnames, filenames in os.walk(root):
         if "manifest.json" in filenames:
             dirnames.clear()  # records/ and artifacts/ hold no stores, and can be huge
             yield Path(dirpath)
-        else:
-            dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+            continue
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        if packs:
+            found = (name for name in filenames if name.endswith(PackStore.SUFFIX))
+            yield from (Path(dirpath, name) for name in sorted(found))
 
 
 def summarise_store(folder: Path) -> StoreSummary:
-    """Count the runs of the store in ``folder``, without writing to it.
+    """Count the runs of the store in ``folder`` (or the pack file), without writing to it.
 
     Raises :class:`~metalab.errors.MetalabError` or ``OSError`` for a store that cannot
     be read (a listing skips it and says why).
@@ -71,7 +77,7 @@ def summarise_store(folder: Path) -> StoreSummary:
         done=done,
         failed=len(states) - done,
         total=total if isinstance(total, int) and not isinstance(total, bool) else None,
-        last_activity=max(moments) if moments else _mtime(folder / "manifest.json"),
+        last_activity=max(moments) if moments else _mtime(_written(folder)),
     )
 
 
@@ -82,6 +88,11 @@ def parse_time(text: str) -> datetime | None:
     except (TypeError, ValueError):
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _written(folder: Path) -> Path:
+    """Return the file whose time says when a store was last written: manifest or pack."""
+    return folder if folder.is_file() else folder / "manifest.json"
 
 
 def _mtime(path: Path) -> datetime:

@@ -13,8 +13,11 @@ from types import ModuleType
 from metalab.errors import MissingDependencyError
 
 
-def require(module: str, *, feature: str, extra: str) -> ModuleType:
+def require(module: str, *, feature: str, extra: str | None) -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the pip extra.
+
+    ``extra=None``: a dependency of metalab itself (imported late to keep ``import
+    metalab`` cheap), which only a broken install lacks; the hint names the package.
 
     >>> require("json", feature="demo", extra="numpy").__name__
     'json'
@@ -27,8 +30,9 @@ def require(module: str, *, feature: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        package = module if extra is None else f"'metalab[{extra}]'"
         raise MissingDependencyError(
-            f"{feature}: {module} is not installed; pip install 'metalab[{extra}]'."
+            f"{feature}: {module} is not installed; pip install {package}."
         ) from exc
 
 

@@ -4,18 +4,25 @@
 returns the exit status rather than exiting, so tests call it in-process::
 
     metalab run FILE.py[:EXPERIMENT] [--store PATH] [--workers N] [--executor KIND]
+                                     [--profile NAME]      metalab profiles [PATH]
     metalab ls [ROOT]            metalab status STORE       metalab show STORE RUN_ID
     metalab failed STORE         metalab table STORE [...]  metalab diff STORE RUN_A RUN_B
     metalab report STORE [-o FILE]
+    metalab verify STORE [--sample N | --all] [--experiment FILE.py[:EXPERIMENT]] [--json]
+    metalab pack STORE -o FILE.metalab.zip   metalab unpack FILE DST
+    metalab copy SRC DST [--experiment NAME ...]
     metalab ui [ROOT] [--port 8765] [--host 127.0.0.1]
 
-Exit status: 0 success; 1 ``metalab run`` finished but some runs failed; 2 an error
+Exit status: 0 success; 1 ``metalab run`` finished but some runs failed, or ``metalab
+verify`` found runs that differ or could not be replayed; 2 an error
 (bad arguments, a missing or malformed store, a script that cannot be loaded), shown
 as one ``error: ...`` line on stderr, or as the full stack with ``--traceback``;
 130 interrupted with Ctrl-C; 143 stopped by SIGTERM; 141 the reader of the output went
 away (``| head``).
 Every command but ``run`` only reads: stores are opened with ``create=False``, and
-nothing is written into them.
+nothing is written into them (``pack`` and ``unpack`` write a new file or folder
+elsewhere, ``copy`` writes into DST, ``verify`` appends its outcome to the store). A
+pack (``.metalab.zip``) is read wherever a store folder is.
 
 Needs the standard library only (argparse); rich, when installed, draws tables on a
 terminal, and ``table --format parquet`` needs pyarrow.
@@ -29,13 +36,12 @@ import csv
 import json
 import math
 import os
-import runpy
 import shlex
 import socket
 import sys
 import unicodedata
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -45,19 +51,15 @@ from metalab._optional import optional, require
 from metalab._version import __version__
 from metalab.cluster import SlurmSweep
 from metalab.errors import InvalidArgumentError, MetalabError, Terminated
-from metalab.executors import (
-    DaskExecutor,
-    Executor,
-    ProcessExecutor,
-    SlurmExecutor,
-    ThreadExecutor,
-)
-from metalab.experiment import Experiment
+from metalab.executors import Executor, SlurmExecutor
+from metalab.profiles import Profile, find_config, load_config, select_profile
 from metalab.record import SUCCESS, RunRecord
 from metalab.report import write_report
 from metalab.results import Results, Run, csv_cell, json_safe
 from metalab.runner import run as run_experiment
-from metalab.store import Store, StoreWarning, open_store
+from metalab.store import PackStore, Store, StoreWarning, open_store, pack_store, unpack_store
+from metalab.store._copy import nested_target
+from metalab.verify import as_script, load_experiment, script_target, verify
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -204,6 +206,13 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--executor", choices=_EXECUTORS, help="where runs execute (default: serial)")
     run.add_argument(
+        "--profile",
+        metavar="NAME",
+        help="a profile of metalab.toml or pyproject.toml [tool.metalab]: its executor and "
+        "store, under the options given here (default: $METALAB_PROFILE, else the file's "
+        "default_profile); see 'metalab profiles'",
+    )
+    run.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="with --executor dask: a running Dask scheduler to join, e.g. tcp://host:8786 "
@@ -247,6 +256,20 @@ def _build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="show progress on stderr (default: on)",
+    )
+
+    profiles = command(
+        "profiles",
+        _cmd_profiles,
+        "List the profiles of the project file (metalab.toml, or [tool.metalab] in "
+        "pyproject.toml): executor, settings, store, and where each is defined.",
+        "metalab profiles",
+        "metalab profiles sweeps/exp.py",
+    )
+    profiles.add_argument(
+        "path",
+        nargs="?",
+        help="the script (or folder) whose project file to read (default: the working folder)",
     )
 
     ls = command(
@@ -325,6 +348,39 @@ def _build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="also show the provenance entries that are equal"
     )
 
+    verify_command = command(
+        "verify",
+        _cmd_verify,
+        "Replay a sample of finished runs in fresh processes; check they give the same bits.",
+        "metalab verify runs/pi_mc",
+        "metalab verify runs/pi_mc --all --workers 4",
+        "metalab verify runs/pi_mc --experiment pi.py:exp --sample 50 --json",
+    )
+    verify_command.add_argument("store", help="store folder or PostgreSQL URL")
+    how_many = verify_command.add_mutually_exclusive_group()
+    how_many.add_argument(
+        "--sample",
+        type=_positive_int,
+        metavar="N",
+        help="replay N completed runs chosen at random with --seed (default: 20, or all if fewer)",
+    )
+    how_many.add_argument("--all", action="store_true", help="replay every completed run")
+    verify_command.add_argument(
+        "--experiment",
+        metavar="FILE.py[:EXPERIMENT]",
+        help="replay with this script's experiment (default: the entry point the store's "
+        "manifest records)",
+    )
+    verify_command.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="replay worker processes"
+    )
+    verify_command.add_argument(
+        "--seed", type=int, default=0, help="seed of the sample's choice (default: 0)"
+    )
+    verify_command.add_argument(
+        "--json", action="store_true", help="print the outcome as JSON instead of a table"
+    )
+
     report = command(
         "report",
         _cmd_report,
@@ -339,6 +395,61 @@ def _build_parser() -> argparse.ArgumentParser:
         default="report.html",
         help="where to write it (default: ./report.html); replaces an earlier report, "
         "refuses any other existing file",
+    )
+
+    pack = command(
+        "pack",
+        _cmd_pack,
+        "Pack a store into one file that every reading command, load_results and the "
+        "report read in place (needs pyarrow).",
+        "metalab pack runs/pi_mc -o pi_mc.metalab.zip",
+        "metalab table pi_mc.metalab.zip --group-by n_samples",
+    )
+    pack.add_argument("store", help="store folder")
+    pack.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        required=True,
+        help="the pack to write; its name ends with .metalab.zip",
+    )
+    pack.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
+    unpack = command(
+        "unpack",
+        _cmd_unpack,
+        "Rebuild a writable store from a pack, into a new folder; a sweep can resume there.",
+        "metalab unpack pi_mc.metalab.zip runs/pi_mc",
+    )
+    unpack.add_argument("pack", metavar="FILE", help="the pack (a .metalab.zip file)")
+    unpack.add_argument("target", metavar="DST", help="a new (or empty) folder for the store")
+
+    copy = command(
+        "copy",
+        _cmd_copy,
+        "Copy experiments between stores (folders, PostgreSQL): records of every attempt, "
+        "their files, manifests; what DST holds is skipped, so running it again finishes "
+        "or updates a copy.",
+        "metalab copy runs/pi_mc 'postgresql://me@db/lab?schema=pi_mc&artifacts=/shared/pi_mc'",
+        "metalab copy runs backup/runs --experiment pi_mc",
+    )
+    copy.add_argument(
+        "source",
+        metavar="SRC",
+        help="store folder or PostgreSQL URL; or a folder of stores, each copied",
+    )
+    copy.add_argument(
+        "target",
+        metavar="DST",
+        help="store folder or PostgreSQL URL (made if missing); from a folder of stores, "
+        "each goes to DST/<its folder> (a URL: to schema <schema>_<its folder>)",
+    )
+    copy.add_argument(
+        "--experiment",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="copy only the stores of the experiment NAME (repeatable)",
     )
 
     ui = command(
@@ -388,13 +499,14 @@ def _positive_seconds(text: str) -> float:
 def _cmd_run(args: argparse.Namespace) -> int:
     """Run ``metalab run``: load the script's experiment, run it, print one summary line."""
     where = f"metalab run {args.target}"
-    path, name = _script_target(where, args.target)
-    executor = _executor(where, args.executor, args.workers, args.scheduler, args.slurm)
-    if args.detach and args.executor != "slurm":
+    path, name = script_target(where, args.target)
+    profile = select_profile(args.profile, script=path, where=where)
+    executor = _executor(where, args.executor, args.workers, args.scheduler, args.slurm, profile)
+    if args.detach and not isinstance(executor, SlurmExecutor):
         raise InvalidArgumentError(f"{where}: --detach is for --executor slurm; drop it.")
-    with _as_script(path):
-        exp = _load_experiment(where, path, name)
-        store = _store_target(args.store) if args.store else Path("runs") / exp.name
+    with as_script(path):
+        exp = load_experiment(where, path, name)
+        store = _store_target(args.store) if args.store else profile.store_for(exp.name)
         done_before = _done_ids(store)
         if not args.resume and not args.overwrite and (done_before or _has_records(store)):
             raise InvalidArgumentError(
@@ -413,6 +525,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             progress=args.progress,
             overwrite=args.overwrite,
             timeout=args.timeout,
+            profile=profile,
         )
     if isinstance(submitted, SlurmSweep):
         print(
@@ -440,23 +553,38 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return EXIT_RUNS_FAILED if failed else EXIT_OK
 
 
-def _script_target(where: str, target: str) -> tuple[Path, str | None]:
-    """Split ``FILE.py[:EXPERIMENT]``; a ':' is part of the path unless a name follows it."""
-    path, name = Path(target), None
-    head, colon, tail = target.rpartition(":")
-    if colon and tail.isidentifier() and not path.exists():
-        path, name = Path(head), tail
-    if not path.exists():
-        raise InvalidArgumentError(
-            f"{where}: there is no file {str(path)!r}; pass the path of a Python script "
-            f"that defines a metalab.Experiment, e.g. 'metalab run pi.py'."
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    """Run ``metalab profiles``: the project file, and each profile with its settings."""
+    path = find_config(args.path)
+    if path is None:
+        print(
+            "no project file: no metalab.toml here, and no pyproject.toml with a "
+            "[tool.metalab] table above; see docs/profiles.md to write one."
         )
-    if not path.is_file():
-        raise InvalidArgumentError(
-            f"{where}: {str(path)!r} is a folder, not a script; pass the .py file that "
-            f"defines the experiment."
-        )
-    return path, name
+        return EXIT_OK
+    config = load_config(path)
+    chosen = config.select(where="metalab profiles").name
+    print(f"project file: {path}")
+    print(
+        f"store_root: {config.store_root or 'runs (the default)'}; default_profile: "
+        f"{config.default_profile or 'none'}; METALAB_PROFILE: "
+        f"{os.environ.get('METALAB_PROFILE') or 'unset'}"
+    )
+    rows = [
+        [
+            f"{name} *" if name == chosen else name,
+            profile.executor or "(none)",
+            " ".join(f"{key}={value}" for key, value in profile.settings.items()),
+            profile.store or "runs",
+            profile.source,
+            f"not installed: {profile.missing}" if profile.missing else "",
+        ]
+        for name, profile in config.profiles.items()
+    ]
+    _write_table(sys.stdout, ["profile", "executor", "settings", "store", "defined at", ""], rows)
+    if chosen is not None:
+        print("* the profile used when none is named")
+    return EXIT_OK
 
 
 def _executor(
@@ -465,8 +593,15 @@ def _executor(
     workers: int | None,
     scheduler: str | None = None,
     slurm: Sequence[str] = (),
-) -> Executor | SlurmExecutor | str | None:
-    """Return what ``run(executor=...)`` gets: ``--workers N`` alone means N processes."""
+    profile: Profile | None = None,
+) -> Executor | SlurmExecutor | None:
+    """Return what ``run(executor=...)`` gets: ``--workers N`` alone means N processes.
+
+    Without ``--executor``, the profile's executor; the options given override its
+    settings (those of another kind of executor drop them).
+    """
+    profile = profile or Profile(None)
+    kind = kind or profile.executor
     if scheduler is not None and kind != "dask":
         raise InvalidArgumentError(
             f"{where}: --scheduler {scheduler} joins a Dask cluster; add --executor dask."
@@ -475,23 +610,22 @@ def _executor(
         raise InvalidArgumentError(
             f"{where}: --slurm {slurm[0]} is a SLURM setting; add --executor slurm."
         )
+    overrides: dict[str, Any] = {} if scheduler is None else {"address": scheduler}
     if kind == "slurm":
-        settings = _slurm_settings(where, slurm)
+        overrides = _slurm_settings(where, slurm)
         if workers is not None:
-            settings["array_parallelism"] = workers
-        return SlurmExecutor(**settings)
-    if kind == "dask":
-        return DaskExecutor(address=scheduler, n_workers=workers)
-    if workers is None:
-        return kind
-    if kind == "serial":
-        if workers == 1:
-            return kind
-        raise InvalidArgumentError(
-            f"{where}: --executor serial runs one run at a time, but --workers is {workers}; "
-            f"drop --workers, or pass --executor thread or --executor process."
-        )
-    return ThreadExecutor(workers) if kind == "thread" else ProcessExecutor(workers)
+            overrides["array_parallelism"] = workers
+    elif workers is not None:
+        if kind == "serial" and workers > 1:
+            raise InvalidArgumentError(
+                f"{where}: --executor serial runs one run at a time, but --workers is "
+                f"{workers}; drop --workers, or pass --executor thread or --executor process."
+            )
+        if kind == "dask":
+            overrides["n_workers"] = workers
+        elif kind != "serial":
+            kind, overrides["max_workers"] = kind or "process", workers
+    return profile.make_executor(kind, **overrides)
 
 
 def _slurm_settings(where: str, pairs: Sequence[str]) -> dict[str, Any]:
@@ -508,66 +642,6 @@ def _slurm_settings(where: str, pairs: Sequence[str]) -> dict[str, Any]:
         else:
             settings[key] = int(value) if value.isdigit() else value
     return settings
-
-
-@contextlib.contextmanager
-def _as_script(path: Path) -> Iterator[None]:
-    """Give the script the ``sys.path[0]`` and ``sys.argv`` that ``python FILE.py`` would.
-
-    Kept for the whole sweep: worker processes receive ``sys.path`` when they start,
-    and import from it the script's sibling modules that its functions refer to.
-    """
-    saved_path, saved_argv = sys.path[:], sys.argv[:]
-    sys.path.insert(0, str(path.resolve().parent))
-    sys.argv = [str(path)]
-    try:
-        yield
-    finally:
-        sys.path[:] = saved_path
-        sys.argv = saved_argv
-
-
-def _load_experiment(where: str, path: Path, name: str | None) -> Experiment:
-    """Execute the script and return its Experiment (``name``, or the only one)."""
-    try:
-        # Not "__main__", so the script's `if __name__ == "__main__":` block does not
-        # run. The module is not left in sys.modules, so cloudpickle ships the script's
-        # functions and classes to worker processes by value.
-        namespace = runpy.run_path(str(path), run_name="__metalab__")
-    except (Exception, SystemExit) as exc:
-        raise InvalidArgumentError(
-            f"{where}: the script raised {type(exc).__name__} while loading: {exc}; "
-            f"fix the script (--traceback shows where)."
-        ) from exc
-    found: dict[int, tuple[Experiment, list[str]]] = {}
-    for key, value in namespace.items():
-        if isinstance(value, Experiment) and not key.startswith("__"):
-            found.setdefault(id(value), (value, []))[1].append(key)
-    names = sorted(key for _, keys in found.values() for key in keys)
-    if name is not None:
-        if name not in namespace:
-            known = ", ".join(names) or "none"
-            raise InvalidArgumentError(
-                f"{where}: {str(path)!r} defines no name {name!r}; its experiments: {known}."
-            )
-        value = namespace[name]
-        if not isinstance(value, Experiment):
-            raise InvalidArgumentError(
-                f"{where}: {name!r} is of type {type(value).__name__}, not a metalab.Experiment; "
-                f"name a variable holding one ({', '.join(names) or 'the script has none'})."
-            )
-        return value
-    if not found:
-        raise InvalidArgumentError(
-            f"{where}: {str(path)!r} defines no metalab.Experiment at module level; "
-            f"create one there, e.g. exp = metalab.Experiment(name=..., operation=..., ...)."
-        )
-    if len(found) > 1:
-        raise InvalidArgumentError(
-            f"{where}: {str(path)!r} defines {len(found)} experiments ({', '.join(names)}); "
-            f"name one, e.g. 'metalab run {path}:{names[0]}'."
-        )
-    return next(iter(found.values()))[0]
 
 
 def _is_dsn(target: str) -> bool:
@@ -614,10 +688,13 @@ def _open_for_reading(command: str, path: str) -> tuple[Store, dict[str, Any] | 
             f"{where}: there is no folder {path!r}; check the path ('metalab ls' lists "
             f"the stores under ./runs)."
         )
+    if folder.is_file() and folder.name.endswith(PackStore.SUFFIX):
+        store = open_store(folder, create=False)
+        return store, store.read_manifest()
     if not folder.is_dir():
         raise InvalidArgumentError(
-            f"{where}: {path!r} is a file, but a store is a folder; pass the store folder "
-            f"(the one holding manifest.json)."
+            f"{where}: {path!r} is a file, but a store is a folder (or a pack, named "
+            f"*{PackStore.SUFFIX}); pass the store folder (the one holding manifest.json)."
         )
     if not (folder / "manifest.json").is_file() and not (folder / "records").is_dir():
         # A common slip is naming the folder of stores (./runs) instead of one store.
@@ -675,7 +752,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         )
     now = datetime.now(UTC)
     rows = []
-    for folder in find_stores(root):
+    for folder in find_stores(root, packs=True):
         try:
             summary = summarise_store(folder)
         except (MetalabError, OSError) as exc:
@@ -854,6 +931,11 @@ def _cmd_show(args: argparse.Namespace) -> int:
             ("worker", record.worker or f"{record.host}:{record.pid}"),
         ]
     )
+    if run.verification is not None:
+        seen = run.verification
+        when = f"on {seen['verified_at'][:19].replace('T', ' ')} UTC on {seen['host']}"
+        reason = f" ({seen['reason']})" if seen["reason"] else ""
+        out.append(f"verified {seen['outcome']} {when}{reason}")
     out += _section("params", list(run.params.items()))
     out += _section("seeds", list(record.seeds.items()))
     out += _section("metrics", list(run.metrics.items()))
@@ -1051,12 +1133,97 @@ def _flat(values: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _cmd_copy(args: argparse.Namespace) -> int:
+    """Run ``metalab copy``: copy each store SRC names into DST; one line per store."""
+    for label, source, target in _stores_to_copy(args.source, args.target, args.experiment):
+        print(f"{label}{source.copy_to(target).summary()}")
+    return EXIT_OK
+
+
+def _stores_to_copy(
+    source: str, target: str, experiments: list[str]
+) -> list[tuple[str, Store, str]]:
+    """Return ``(label, store, where it goes)`` for each store SRC names, as --experiment picks.
+
+    SRC is one store (a URL, a file, or a folder with a manifest or records) or a
+    folder of stores; those are labelled by their folder under SRC.
+    """
+    where = f"metalab copy {source}"
+    folder = Path(source)
+    if "://" in source or folder.is_file() or _is_store_folder(folder):
+        stores = [("", open_store(source, create=False), target)]
+    elif folder.is_dir():
+        stores = [
+            (f"{name}: ", open_store(found, create=False), nested_target(target, name))
+            for found in find_stores(folder)
+            for name in [found.relative_to(folder).as_posix()]
+        ]
+        if not stores:
+            raise InvalidArgumentError(
+                f"{where}: no store under {source!r} (no folder holding a manifest.json); "
+                f"pass a store folder, a folder of stores, or a PostgreSQL URL."
+            )
+    else:
+        raise InvalidArgumentError(
+            f"{where}: there is no store or folder at {source!r}; check the path."
+        )
+    if not experiments:
+        return stores
+    names = {id(store): (store.read_manifest() or {}).get("name") for _, store, _ in stores}
+    chosen = [entry for entry in stores if names[id(entry[1])] in experiments]
+    if not chosen:
+        raise InvalidArgumentError(
+            f"{where} --experiment {' '.join(map(repr, experiments))}: no store of that "
+            f"experiment there; it holds {', '.join(sorted(map(repr, set(names.values()))))}."
+        )
+    return chosen
+
+
+def _is_store_folder(folder: Path) -> bool:
+    return (folder / "manifest.json").is_file() or (folder / "records").is_dir()
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Run ``metalab verify``: replay runs, print the table; exit 1 on any difference."""
+    store, _ = _open_for_reading("verify", args.store)
+    outcome = verify(
+        store,
+        sample="all" if args.all else args.sample,
+        experiment=args.experiment,
+        workers=args.workers,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(outcome.to_dict(), indent=2))
+    else:
+        print("\n".join(_printable(line) for line in outcome.lines()))
+    return EXIT_OK if outcome.ok else EXIT_RUNS_FAILED
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     """Run ``metalab report``: write the store's HTML report, outside the store."""
     store, _ = _open_for_reading("report", args.store)
     _refuse_inside(f"metalab report {args.store}", store, Path(args.output))
     path = write_report(store, args.output)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB); open it in a web browser")
+    return EXIT_OK
+
+
+def _cmd_pack(args: argparse.Namespace) -> int:
+    """Run ``metalab pack``: the store in one file, written beside nothing of the store."""
+    store, _ = _open_for_reading("pack", args.store)
+    counts = pack_store(store, args.output, force=args.force)
+    print(
+        f"packed {counts['runs']} run(s) ({counts['records']} record(s)) and "
+        f"{counts['files']} file(s) into {args.output} ({_size(counts['bytes'])})"
+    )
+    return EXIT_OK
+
+
+def _cmd_unpack(args: argparse.Namespace) -> int:
+    """Run ``metalab unpack``: a writable file store rebuilt from a pack."""
+    store = unpack_store(args.pack, args.target)
+    print(f"unpacked {args.pack} into {store.location}; 'metalab run' can resume there")
     return EXIT_OK
 
 

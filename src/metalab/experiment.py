@@ -111,6 +111,10 @@ class Experiment:
         self.tags = list(tags)
         self.metadata = dict(metadata)
         self.context_fingerprint = context_fingerprint(self.context)
+        #: ``{"script", "variable"}`` the experiment was loaded from (set by ``metalab
+        #: run FILE.py``), kept in the manifest so that ``metalab verify`` can load it
+        #: again; None when unknown.
+        self.entry_point: dict[str, str | None] | None = None
         #: ``run_id_from(params_fingerprint, seeds_fingerprint)``: the run ID with this
         #: experiment's name, version and context bound (what :meth:`run_id` uses; a sweep
         #: calls it once per run with fingerprints it computed once).

@@ -22,6 +22,7 @@ Any other name is refused when the operation is declared, not mid-sweep. A
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import inspect
 import logging
@@ -220,10 +221,31 @@ def _wanted_arguments(func: Callable[..., Any], name: str) -> tuple[str, ...]:
 
 
 def _source_sha256(func: Callable[..., Any]) -> str:
-    """SHA-256 of the function's source text, or of its bytecode when there is no source."""
+    """SHA-256 of the function's code, normalised so that only what runs counts.
+
+    The source's syntax tree is hashed, without docstrings and line numbers, so that
+    comments, docstrings and formatting change nothing (``metalab verify`` and the
+    resume warning compare these hashes); source that does not parse alone (a lambda
+    in the middle of a call) is hashed as text, and a function without source (a REPL,
+    a builtin) by its bytecode.
+    """
     try:
-        text = textwrap.dedent(inspect.getsource(func)).encode("utf-8")
+        text = textwrap.dedent(inspect.getsource(func))
     except (OSError, TypeError):  # defined in a REPL, or a builtin
         code = getattr(func, "__code__", None)
-        text = code.co_code if code is not None else repr(func).encode("utf-8")
-    return hashlib.sha256(text).hexdigest()
+        return hashlib.sha256(code.co_code if code is not None else repr(func).encode()).hexdigest()
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode("utf-8")).hexdigest()

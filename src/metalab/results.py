@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import html
 import json
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from statistics import NormalDist
@@ -39,14 +41,16 @@ from typing import TYPE_CHECKING, Any
 from metalab._optional import optional, require
 from metalab.capture import decode_artifact, decode_steps
 from metalab.errors import CaseIndexError, InvalidArgumentError, InvalidTypeError
-from metalab.record import FAILED, SUCCESS, RunRecord, records_from_json
+from metalab.record import FAILED, SUCCESS, ArtifactRef, RunRecord, records_from_json
 from metalab.seeds import SeedBundle
-from metalab.store import Store, open_store
+from metalab.store import Store, StoreWarning, open_store
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from pandas import DataFrame
+
+    from metalab.verify import Verification
 
 __all__ = ["Results", "Run", "csv_cell", "json_safe", "load_results"]
 
@@ -190,14 +194,19 @@ class Run:
     :class:`Results` (read once); :attr:`provenance` takes the experiment's facts from it.
     """
 
-    __slots__ = ("_manifest", "_store", "record")
+    __slots__ = ("_manifest", "_store", "_verified", "record")
 
     def __init__(
-        self, record: RunRecord, store: Store, manifest: dict[str, Any] | None = None
+        self,
+        record: RunRecord,
+        store: Store,
+        manifest: dict[str, Any] | None = None,
+        verified: dict[str, Any] | None = None,
     ) -> None:
         self.record = record
         self._store = store
         self._manifest = manifest
+        self._verified = verified
 
     def __repr__(self) -> str:
         return f"Run({self.run_id!r}, status={self.status!r}, params={self.params!r})"
@@ -254,13 +263,18 @@ class Run:
     def artifact(self, name: str, *, allow_pickle: bool = False) -> Any:
         """Return the artifact ``name`` decoded by its kind (pickles only with ``allow_pickle``).
 
+        A file whose SHA-256 is no longer the one recorded when the run captured it
+        (edited or corrupted since) is still read, with a ``StoreWarning``.
+
         The file must lie inside the store folder once symbolic links are followed: a
         store copied from elsewhere cannot make this read, say, ``~/.ssh`` through a link.
         """
         for ref in self.record.artifacts:
             if ref.name == name:
                 path = self._store.artifact_path(ref)
-                _check_inside_store(f"Run({self.run_id}).artifact({name!r})", self._store, path)
+                where = f"Run({self.run_id}).artifact({name!r})"
+                _check_inside_store(where, self._store, path)
+                _check_sha256(where, ref, path)
                 return decode_artifact(ref.kind, path, allow_pickle=allow_pickle)
         known = ", ".join(sorted(self.artifacts)) or "none"
         raise InvalidArgumentError(
@@ -346,6 +360,15 @@ class Run:
         return self.record.duration
 
     @property
+    def verification(self) -> dict[str, Any] | None:
+        """The latest ``metalab verify`` outcome for this run, or None if never verified.
+
+        ``{"outcome", "reason", "detail", "verified_at", "host"}``; ``outcome`` is
+        ``"identical"``, ``"differing"`` or ``"could not replay"`` (``docs/verify.md``).
+        """
+        return None if self._verified is None else dict(self._verified)
+
+    @property
     def provenance(self) -> dict[str, Any]:
         """Where and how the run ran, plus the experiment's provenance under ``"experiment"``.
 
@@ -400,7 +423,27 @@ class _Snapshot:
         records = sorted(
             records_from_json(self.records_json), key=lambda r: (r.case_index, r.replicate_index)
         )
-        return [Run(record, self.store, self.manifest) for record in records]
+        verified = self.verified
+        return [
+            Run(record, self.store, self.manifest, verified.get(record.run_id))
+            for record in records
+        ]
+
+    @cached_property
+    def verified(self) -> dict[str, dict[str, Any]]:
+        """The latest verification outcome of each verified run, by run ID."""
+        latest: dict[str, dict[str, Any]] = {}
+        for outcome in self.store.verifications():
+            when = {"verified_at": outcome.get("verified_at"), "host": outcome.get("host")}
+            for verdict in outcome.get("runs") or []:
+                if isinstance(verdict, dict) and isinstance(verdict.get("run_id"), str):
+                    latest[verdict["run_id"]] = {
+                        "outcome": verdict.get("outcome"),
+                        "reason": verdict.get("reason", ""),
+                        "detail": verdict.get("detail", ""),
+                        **when,
+                    }
+        return latest
 
 
 class Results:
@@ -479,6 +522,34 @@ class Results:
 
     def __repr__(self) -> str:
         return f"Results({len(self.successful)} successful, {len(self.failed)} failed)"
+
+    def verify(
+        self,
+        sample: int | str | None = None,
+        experiment: Any = None,
+        *,
+        workers: int | None = None,
+        seed: int = 0,
+    ) -> Verification:
+        """Replay a sample of this store's completed runs and compare them bit for bit.
+
+        As ``metalab verify`` (``docs/verify.md``): ``sample`` runs chosen with ``seed``
+        (None: 20, or all if fewer; ``"all"``: every one), replayed in fresh processes
+        with ``experiment`` (an Experiment, ``"FILE.py[:VARIABLE]"``, or None for the
+        entry point the manifest records). The outcome is appended to the store and
+        returned; these results keep what they had read.
+        """
+        if self._snapshot is None:
+            raise InvalidArgumentError(
+                "Results.verify(): these results were not loaded from a store; use "
+                "metalab.load_results(STORE).verify()."
+            )
+        # Imported here: replays need the worker and the executors, which reading does not.
+        from metalab.verify import verify
+
+        return verify(
+            self._snapshot.store, sample=sample, experiment=experiment, workers=workers, seed=seed
+        )
 
     @property
     def successful(self) -> Results:
@@ -946,6 +1017,22 @@ def _check_inside_store(where: str, store: Store, path: Any) -> None:
             f"{where}: {os.fspath(path)!r} leads to {real!r}, outside the store folder "
             f"{root!r} (a symbolic link); artifacts are read only from inside the store. "
             f"Replace the link with a copy of the file if you trust it."
+        )
+
+
+def _check_sha256(where: str, ref: ArtifactRef, path: Any) -> None:
+    """Warn when the artifact's file no longer has the SHA-256 recorded at capture time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != ref.sha256:
+        warnings.warn(
+            f"{where}: the file {ref.path} has SHA-256 {digest.hexdigest()[:12]}..., but the "
+            f"run captured {ref.sha256[:12]}...: it was changed after capture (edited or "
+            f"corrupted); 'metalab verify' replays the run to get it back.",
+            StoreWarning,
+            stacklevel=3,
         )
 
 

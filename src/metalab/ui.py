@@ -41,7 +41,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from datetime import UTC
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -50,7 +50,7 @@ from metalab._optional import require
 from metalab.capture import decode_steps
 from metalab.errors import InvalidArgumentError, MetalabError
 from metalab.record import SUCCESS, RunRecord, records_from_json
-from metalab.store import Store, open_store
+from metalab.store import PackStore, Store, open_store
 
 __all__ = ["create_app", "serve"]
 
@@ -238,7 +238,7 @@ class _Dashboard:
 
     def _stores(self) -> list[dict[str, Any]]:
         rows = []
-        for folder in find_stores(self.root):
+        for folder in find_stores(self.root, packs=True):
             try:
                 summary = summarise_store(folder)
             except (MetalabError, OSError) as exc:
@@ -277,7 +277,7 @@ class _Dashboard:
             folder = self.root.joinpath(*parts[:depth])
             if _inside(self.root, folder) is None:
                 break
-            if (folder / "manifest.json").is_file():
+            if (folder / "manifest.json").is_file() or _is_pack(folder):
                 return folder, parts[:depth], parts[depth:]
             if depth == len(parts) or not _walkable(parts[depth]):
                 break
@@ -519,20 +519,34 @@ class _Dashboard:
         refs = [ref for ref in record.artifacts if ref.name == name]
         if not refs:
             raise _Refusal(404, "This run has no artifact of that name.")
+        responses = require("starlette.responses", feature=_FEATURE, extra="ui")
+        filename = PurePosixPath(refs[0].path).name
+        kind = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+        inline = kind in _INLINE_TYPES
+        media_type = (
+            kind + ("; charset=utf-8" if kind.startswith("text/") else "")
+            if inline
+            else "application/octet-stream"
+        )
+        disposition = "inline" if inline else "attachment"
+        if isinstance(store, PackStore):
+            # The member, checked against the pack's checksums, from memory: the pack's
+            # temporary extraction would be gone before a file response streams it.
+            headers = {
+                **_SANDBOX_HEADERS,
+                "Content-Disposition": f"{disposition}; filename*=utf-8''{quote(filename)}",
+            }
+            data = store.read_file(refs[0].path)
+            return responses.Response(data, media_type=media_type, headers=headers)
         path = _inside(folder, store.artifact_path(refs[0]))
         if path is None or not path.is_file():
             raise _Refusal(404, "The artifact's file is missing, or a link leads out of its store.")
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        inline = kind in _INLINE_TYPES
-        responses = require("starlette.responses", feature=_FEATURE, extra="ui")
         return responses.FileResponse(
             path,
-            media_type=kind + ("; charset=utf-8" if kind.startswith("text/") else "")
-            if inline
-            else "application/octet-stream",
+            media_type=media_type,
             headers=_SANDBOX_HEADERS,
             filename=path.name,
-            content_disposition_type="inline" if inline else "attachment",
+            content_disposition_type=disposition,
         )
 
 
@@ -543,6 +557,11 @@ def _inside(root: Path, path: Path | str) -> Path | None:
     """Return ``path`` with links followed if that lies inside ``root`` (resolved), else None."""
     real = Path(os.path.realpath(path))
     return real if real == root.resolve() or root.resolve() in real.parents else None
+
+
+def _is_pack(path: Path) -> bool:
+    """Whether ``path`` is a pack file (``metalab pack``), which the dashboard reads in place."""
+    return path.name.endswith(PackStore.SUFFIX) and path.is_file()
 
 
 def _walkable(name: str) -> bool:
@@ -556,7 +575,10 @@ def _state(folder: Path) -> tuple[Any, ...]:
     Records are appended to ``records/*.jsonl`` and manifests replaced atomically
     (docs/store.md), so an unchanged state means unchanged contents.
     """
-    files = [folder / "manifest.json", *sorted((folder / "records").glob("*.jsonl"))]
+    if _is_pack(folder):  # a pack never changes but by being replaced
+        files = [folder]
+    else:
+        files = [folder / "manifest.json", *sorted((folder / "records").glob("*.jsonl"))]
     stats = []
     for path in files:
         with contextlib.suppress(OSError):  # gone since the listing: left out of the state

@@ -72,6 +72,12 @@ class RunChunk:
         self._runner_pid = os.getpid()  # pickled along: a worker sees it is not the runner
         self._current: tuple[Item, float] | None = None  # the run going on, since when
 
+    def __repr__(self) -> str:  # what an executor's error names, e.g. "does not pickle"
+        return (
+            f"the operation {self.exp.operation.name!r} of experiment {self.exp.name!r} "
+            f"(with its context)"
+        )
+
     def __call__(self, chunk: list[Item]) -> list[tuple[str, str]]:
         """Run and record each item of ``chunk``; return their ``(run ID, status)``."""
         worker = f"{_hostname()}:{os.getpid()}:{threading.current_thread().name}"

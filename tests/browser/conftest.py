@@ -31,6 +31,7 @@ Example::
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -140,6 +141,13 @@ def page(browser: Any, page_log: PageLog) -> Iterator[Any]:
         context.close()
 
 
+#: The documentation's pictures of the report and the dashboard are these screenshots:
+#: ``METALAB_DOCS_SCREENSHOTS=1 pytest tests/browser`` also writes the ones the docs
+#: show into docs/img/ (never by hand).
+DOCS_SCREENSHOTS = {"report", "list", "run", "compare", "experiment"}
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+
+
 @pytest.fixture
 def screenshot(tmp_path: Path) -> Callable[[Any, str], Path]:
     """``screenshot(page, name)``: save a full-page PNG under tmp_path, print its path."""
@@ -148,6 +156,9 @@ def screenshot(tmp_path: Path) -> Callable[[Any, str], Path]:
         path = tmp_path / f"{name}.png"
         page.screenshot(path=str(path), full_page=True)
         print(f"screenshot: {path}")
+        if os.environ.get("METALAB_DOCS_SCREENSHOTS") == "1" and name in DOCS_SCREENSHOTS:
+            DOCS_IMG.mkdir(exist_ok=True)
+            page.screenshot(path=str(DOCS_IMG / f"{name}.png"))  # the first screenful
         return path
 
     return take

@@ -247,6 +247,33 @@ def test_artifacts_are_served_sandboxed_as_their_bytes(site):
     assert get(site.url, base + "no-such-artifact")[0] == 404
 
 
+def test_a_pack_under_the_root_is_served_in_place(site, tmp_path):
+    from metalab.store import PackStore, pack_store
+
+    root = tmp_path / "root"
+    root.mkdir()
+    pack_store(site.store, root / f"demo{PackStore.SUFFIX}")
+    before = snapshot(root)
+    with serving(root) as url:
+        status, _, body = get(url, "/api/stores")
+        (listed,) = json.loads(body)["stores"]
+        assert (listed["url"], listed["done"], listed["total"]) == (
+            f"/e/demo{PackStore.SUFFIX}",
+            DONE,
+            TOTAL,
+        )
+        run_id = site.runs[2, 1]
+        status, _, page = get(url, f"{listed['url']}/run/{run_id}")
+        assert status == 200 and run_id.encode() in page
+        assert get(url, f"{listed['url']}/runs")[0] == 200
+        status, _, report = get(url, listed["url"])  # the report, built from the pack
+        assert status == 200 and b"ui_demo" in report
+        status, headers, data = get(url, f"{listed['url']}/run/{run_id}/artifact/notes")
+        assert status == 200 and "sandbox" in headers["content-security-policy"]
+        assert data == (site.store / f"artifacts/{run_id}/notes.txt").read_bytes()
+    assert snapshot(root) == before, "serving a pack wrote next to it"
+
+
 def test_store_contents_reach_pages_only_escaped(site):
     for path in [
         "/",

@@ -339,7 +339,10 @@ def test_numpy_artifact_holding_a_pickle_is_refused(workdir):
     buffer = io.BytesIO()
     numpy.save(buffer, numpy.array([TouchOnUnpickle(str(marker))], dtype=object))
     (store / run.record.artifacts[0].path).write_bytes(buffer.getvalue())
-    with pytest.raises(InvalidArgumentError) as caught:
+    with (
+        pytest.warns(StoreWarning, match="changed after capture"),
+        pytest.raises(InvalidArgumentError) as caught,
+    ):
         metalab.load_results(store)[0].artifact("array")
     assert "array.npy" in str(caught.value)
     assert "numpy.load(path, allow_pickle=True)" in str(caught.value)

@@ -192,7 +192,9 @@ def test_process_exception_carries_the_remote_traceback(process_executor):
 def test_process_fn_that_does_not_pickle_is_rejected_by_map_chunks(process_executor):
     lock = threading.Lock()
 
-    with pytest.raises(InvalidTypeError, match=r"fn does not pickle.*use ThreadExecutor"):
+    with pytest.raises(
+        InvalidTypeError, match=r"does not pickle.*inside the function, or use ThreadExecutor"
+    ):
         process_executor.map_chunks(lambda chunk: [lock.locked()], [[1]])
 
 
@@ -274,11 +276,11 @@ def test_process_start_method_that_is_not_a_string_is_rejected():
         ProcessExecutor(mp_context=1)
 
 
-def test_process_without_cloudpickle_names_the_extra(monkeypatch):
+def test_process_without_cloudpickle_names_the_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "cloudpickle", None)
     with pytest.raises(
         MissingDependencyError,
-        match=r"ProcessExecutor\(\): cloudpickle is not installed; pip install 'metalab\[",
+        match=r"ProcessExecutor\(\): cloudpickle is not installed; pip install cloudpickle\.$",
     ):
         ProcessExecutor()
 

@@ -75,7 +75,7 @@ def _pickled_function(where: str, fn: Callable[..., Any], cloudpickle: Any) -> b
         return cloudpickle.dumps(fn)
     except Exception as exc:
         raise InvalidTypeError(
-            f"{where}(fn={fn!r}): fn does not pickle, so it cannot reach the workers "
+            f"{where}: {fn!r} does not pickle, so it cannot reach the workers "
             f"({type(exc).__name__}: {exc}); create what it captures (locks, open files, "
-            f"connections) inside fn, or use ThreadExecutor."
+            f"connections) inside the function, or use ThreadExecutor."
         ) from exc

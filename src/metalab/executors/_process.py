@@ -110,7 +110,7 @@ class ProcessExecutor(_PoolExecutor):
     def __init__(self, max_workers: int | None = None, *, mp_context: str | None = None) -> None:
         super().__init__(max_workers)
         self._context = _mp_context(mp_context)
-        self._cloudpickle = require("cloudpickle", feature="ProcessExecutor()", extra="process")
+        self._cloudpickle = require("cloudpickle", feature="ProcessExecutor()", extra=None)
 
     def _prepare(self, fn: Callable[[list[T]], list[R]]) -> tuple[_PoolFactory, Callable[..., Any]]:
         payload = _pickled_function("ProcessExecutor.map_chunks", fn, self._cloudpickle)

@@ -23,10 +23,13 @@ import os
 import weakref
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metalab.errors import InvalidArgumentError
 from metalab.record import SUCCESS, ArtifactRef, RunRecord, records_from_json
+
+if TYPE_CHECKING:
+    from metalab.store._copy import CopyReport
 
 __all__ = ["Store", "StoreWarning"]
 
@@ -101,6 +104,21 @@ class Store(abc.ABC):
     def put_experiment_file(self, filename: str, data: bytes) -> str:
         """Store a file about the whole experiment (e.g. a git diff); return its path."""
 
+    def put_verification(self, outcome: dict[str, Any]) -> str:
+        """Append the outcome of a verification (``metalab verify``); return where it lies.
+
+        Append-only, like records: run records are never edited. A backend that
+        keeps no verifications raises (this default).
+        """
+        raise InvalidArgumentError(
+            f"{self!r}.put_verification(): this store keeps no verification records; "
+            f"verify a FileStore or a PostgresStore."
+        )
+
+    def verifications(self) -> list[dict[str, Any]]:
+        """Return every verification outcome appended, oldest first (the default: none)."""
+        return []
+
     @abc.abstractmethod
     def records(self) -> Iterator[RunRecord]:
         """Yield the current record of every run.
@@ -148,6 +166,45 @@ class Store(abc.ABC):
         stores this JSON returns it without parsing.
         """
         return [record.to_json() for record in self.records()]
+
+    def all_records_json(self) -> list[bytes]:
+        """Return every intact record as :meth:`RunRecord.to_json`, earlier attempts too.
+
+        In the order they were written (for a copy of the whole store). This default
+        returns only the current records; a backend that keeps every attempt, as both
+        built-in ones do, overrides it.
+        """
+        return self.records_json()
+
+    def manifest_history(self) -> list[dict[str, Any]]:
+        """Return every manifest kept, oldest first, the current one last.
+
+        This default returns only the current one (or none); a backend that keeps
+        earlier manifests overrides it.
+        """
+        manifest = self.read_manifest()
+        return [] if manifest is None else [manifest]
+
+    def experiment_files(self) -> list[str]:
+        """Return the paths of the files about the whole experiment, sorted.
+
+        Each is a path :meth:`read_file` takes, as :meth:`put_experiment_file`
+        returned it. This default knows none; a backend that keeps them overrides it.
+        """
+        return []
+
+    def copy_to(self, other: Store | str | os.PathLike[str]) -> CopyReport:
+        """Copy this store's experiment into ``other`` (a store, folder or PostgreSQL URL).
+
+        Every record (earlier attempts too), the files they name, the experiment files
+        and the manifests; what ``other`` already holds is skipped, so a copy cut short
+        is finished by the same call. Ends with a check of counts and SHA-256 hashes on
+        both sides; see ``docs/copy.md``.
+        """
+        # Imported here: _copy imports this module (and the backends).
+        from metalab.store._copy import copy_store
+
+        return copy_store(self, other)
 
     @abc.abstractmethod
     def artifact_path(self, ref: ArtifactRef) -> Path:

@@ -9,6 +9,7 @@ A store is a folder a person can browse (layout and line format: ``docs/store.md
     records/<host>-<pid>-<hex8>.states its states index (a cache, see _Segment)
     index/run-ids-<key>.bin            run IDs of a sweep by position (a cache)
     artifacts/<run_id>/<filename>      the files runs produced
+    verifications/<UTC time>-<host>-<hex8>.json   outcomes of metalab verify
 
 Each process appends its records to a segment of its own, so writers on many
 processes and machines never share a file, and no lock is needed between them.
@@ -348,6 +349,52 @@ class FileStore(Store):
         """
         yield from records_from_json(self.records_json())
 
+    def all_records_json(self) -> list[bytes]:
+        """Return every intact record line's JSON, earlier attempts too, unparsed.
+
+        Segments sorted by name, lines in file order; damaged lines are skipped with
+        one :class:`StoreWarning` per segment, as every reader does.
+        """
+        with gc_paused():
+            lines = _Lines(self._records_folder(), keep_bodies=True)
+        _warn_damage(lines, depth=1)
+        return lines.bodies
+
+    def manifest_history(self) -> list[dict[str, Any]]:
+        """Return the manifests in ``manifests/`` oldest first, then the current one.
+
+        Ordered by the time in their names (to the second), then by when each was put
+        in ``manifests/``, which happens in the order they were replaced; manifests
+        replaced within one tick of the file system's clock keep an uncertain order.
+        """
+        current = self.read_manifest()
+        if current is None:
+            return []
+        kept = [(p.name[:16], p.stat().st_mtime_ns, p) for p in self._root.glob("manifests/*.json")]
+        history = []
+        for *_, path in sorted(kept):
+            try:
+                manifest = json.loads(path.read_bytes())
+            except ValueError as exc:
+                raise InvalidArgumentError(
+                    f"{self!r}.manifest_history(): {str(path)!r} is not valid JSON ({exc}); "
+                    f"restore it, or move it out of manifests/ to drop that version."
+                ) from exc
+            history.append(manifest)
+        return [*history, current]
+
+    def experiment_files(self) -> list[str]:
+        """Return ``experiment/<name>`` of every file in ``experiment/``, sorted."""
+        folder = self._root / "experiment"
+        if not folder.is_dir():
+            return []
+        # Names starting with "." are _write_atomic's temporary files.
+        return sorted(
+            f"experiment/{path.name}"
+            for path in folder.iterdir()
+            if path.is_file() and not path.name.startswith(".")
+        )
+
     def _current(self, *, bodies: bool, verify: bool = True) -> dict[str, Any]:
         """Map each run ID to its current line's JSON (``bodies``) or (status, attempt)."""
         with gc_paused():
@@ -410,6 +457,37 @@ class FileStore(Store):
         _make_dir(self._root / "experiment")
         _write_atomic(self._root / "experiment" / target, [bytes(data)])
         return f"experiment/{target}"
+
+    def put_verification(self, outcome: dict[str, Any]) -> str:
+        """Write ``verifications/<UTC time>-<host>-<hex8>.json`` atomically; return that path."""
+        host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "host"
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        name = f"{stamp}-{host}-{secrets.token_hex(4)}.json"
+        data = json.dumps(outcome, indent=1, sort_keys=True, ensure_ascii=False).encode()
+        _make_dir(self._root / "verifications")
+        _write_atomic(self._root / "verifications" / name, [data + b"\n"])
+        return f"verifications/{name}"
+
+    def verifications(self) -> list[dict[str, Any]]:
+        """Return the verification outcomes in ``verifications/``, oldest first.
+
+        A file that is not a JSON object is skipped with a ``StoreWarning``.
+        """
+        found = []
+        for path in sorted((self._root / "verifications").glob("*.json")):
+            try:
+                outcome = json.loads(path.read_bytes())
+            except (OSError, ValueError) as exc:
+                outcome = exc
+            if isinstance(outcome, dict) and not path.is_symlink():
+                found.append(outcome)
+            else:
+                warnings.warn(
+                    f"{str(path)!r}: skipped: not a verification record ({outcome!r:.80}).",
+                    StoreWarning,
+                    stacklevel=2,
+                )
+        return found
 
     def read_file(self, path: str) -> bytes:
         """Return the bytes of ``path`` (relative to the store folder, as records name it)."""

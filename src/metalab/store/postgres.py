@@ -6,6 +6,7 @@ One store is one schema of a database (``docs/postgres.md``)::
     <schema>.records           seq, run_id (bytea), status, attempt, finished_at, body (text)
     <schema>.experiment_files  filename, data: files about the whole experiment (git diffs)
     <schema>.run_id_index      key, start, ids: run IDs of a sweep by position (a cache)
+    <schema>.verifications     id, written_at, body: outcomes of metalab verify
 
 ``records.body`` is the record exactly as :meth:`RunRecord.to_json` wrote it; the
 other columns repeat what resume and the current-record rule need, so that those are
@@ -78,6 +79,16 @@ CREATE TABLE IF NOT EXISTS {schema}.run_id_index (
     ids bytea NOT NULL,
     PRIMARY KEY (key, start)
 );
+"""
+
+# Made by the first verification, not with the other tables: stores made before it
+# existed get it too.
+_VERIFICATIONS = """
+CREATE TABLE IF NOT EXISTS {schema}.verifications (
+    id bigserial PRIMARY KEY,
+    written_at timestamptz NOT NULL DEFAULT now(),
+    body text NOT NULL
+)
 """
 
 _COPY_RECORDS = "COPY {schema}.records (run_id, status, attempt, finished_at, body) FROM STDIN"
@@ -213,7 +224,10 @@ class PostgresStore(Store):
         rows = self._run("SELECT id, body FROM {schema}.manifests ORDER BY id DESC LIMIT 1")
         if not rows:
             return None
-        row_id, body = rows[0]
+        return self._manifest(*rows[0])
+
+    def _manifest(self, row_id: int, body: str) -> dict[str, Any]:
+        """Return the manifest of a row of the manifests table, refusing a non-object."""
         try:
             manifest = json.loads(body)
         except ValueError as exc:
@@ -224,6 +238,11 @@ class PostgresStore(Store):
                 f"not a JSON object; delete that row to go back to the manifest before it."
             )
         return manifest
+
+    def manifest_history(self) -> list[dict[str, Any]]:
+        """Return every manifest row's JSON, oldest first, the current one last."""
+        rows = self._run("SELECT id, body FROM {schema}.manifests ORDER BY id")
+        return [self._manifest(row_id, body) for row_id, body in rows]
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         """Add ``manifest`` as the current one; earlier rows stay as history.
@@ -341,6 +360,11 @@ class PostgresStore(Store):
         rows = self._run(query.format(schema="{schema}", extra=", body"))
         return [body.encode() for (body,) in rows]
 
+    def all_records_json(self) -> list[bytes]:
+        """Return every record's JSON as written, earlier attempts too, in write order."""
+        rows = self._run("SELECT body FROM {schema}.records ORDER BY seq")
+        return [body.encode() for (body,) in rows]
+
     def records_ndjson(self) -> bytes:
         """Return the current records' JSON, newline-terminated, joined by the server."""
         query = f"SELECT string_agg(body, E'\\n' ORDER BY seq) FROM ({_CURRENT}) AS current"
@@ -403,6 +427,30 @@ class PostgresStore(Store):
             (filename, bytes(data)),
         )
         return f"experiment/{filename}"
+
+    def experiment_files(self) -> list[str]:
+        """Return ``experiment/<filename>`` of every row of experiment_files, sorted."""
+        rows = self._run("SELECT filename FROM {schema}.experiment_files")
+        return sorted(f"experiment/{filename}" for (filename,) in rows)
+
+    def put_verification(self, outcome: dict[str, Any]) -> str:
+        """Insert the outcome of a verification; return ``verifications/<row id>``."""
+        body = json.dumps(outcome, sort_keys=True, ensure_ascii=False)
+        self._run(_VERIFICATIONS)
+        [(row_id,)] = self._run(
+            "INSERT INTO {schema}.verifications (body) VALUES (%s) RETURNING id", (body,)
+        )
+        return f"verifications/{row_id}"
+
+    def verifications(self) -> list[dict[str, Any]]:
+        """Return the verification outcomes, oldest first (none when the table is missing)."""
+        [(exists,)] = self._run(
+            "SELECT to_regclass(%s) IS NOT NULL", (f"{self._quoted}.verifications",)
+        )
+        if not exists:
+            return []
+        rows = self._run("SELECT body FROM {schema}.verifications ORDER BY id")
+        return [json.loads(body) for (body,) in rows]
 
     def read_file(self, path: str) -> bytes:
         """Return a file a record names: from experiment_files, else the artifacts folder."""
