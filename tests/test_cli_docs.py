@@ -11,6 +11,9 @@ Phases run in this order, each block within a phase in page order:
 - ``read``: the finished store ``runs/pi_mc``; these commands only read.
 - ``running``: ``slow.py`` is started in the background and holds at run 110 until a
   file ``go`` appears, so the running sweep is looked at while it is surely running.
+- ``write``: after the sweep ``slow.py`` ends; commands that write (``verify`` appends to
+  the store, ``pack``, ``unpack``, ``copy``, ``run --profile``), so that what they make
+  changes no transcript of an earlier phase.
 """
 
 from __future__ import annotations
@@ -25,19 +28,22 @@ import pytest
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
 BIN = Path(sys.executable).parent
-PHASES = ("sweep", "read", "running")
+PHASES = ("sweep", "read", "running", "write")
 DOC_FOLDER = "/tmp/demo"  # the folder the page's transcripts were made in
 FENCE = r"\n```[a-z]*\n(.*?)\n```"
 # Provenance rows of `metalab diff` that differ between any two runs, or not, by chance.
 VOLATILE_ROWS = {"pid", "worker", "host", "started_at", "finished_at", "duration", "peak_memory"}
+# Commands the page describes without a transcript: a server runs until it is stopped.
+NO_TRANSCRIPT = {"ui"}
 # Each (pattern, replacement) is one documented normalisation (docs/cli.md says which).
 RULES = [
-    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?Z"), "<time>"),
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z| UTC)"), "<time>"),
     (re.compile(r"\((\d+[smhd] ?)+ ago\)"), "(<age> ago)"),
     (re.compile(r"\d+\.\d runs/(s|min)"), r"<rate> runs/\1"),
     (re.compile(r"ETA:? +(\d+[smhd] ?)+"), "ETA <eta>"),
     (re.compile(r"(duration: +)[\d.e-]+ s"), r"\1<seconds> s"),
     (re.compile(r"(worker: +)\S+"), r"\1<host>:<pid>:<thread>"),
+    (re.compile(r"^(verified .* on )\S+$"), r"\1<host>"),
     (re.compile(r"\(\d+(\.\d+)? [KMG]?i?B\)"), "(<size>)"),
     (re.compile(r"\((\d+) equal entries hidden"), "(<n> equal entries hidden"),
     (re.compile(r"marks the \d+ row\(s\)"), "marks the <n> row(s)"),
@@ -56,10 +62,10 @@ def normalise(transcript: str) -> list[str]:
 
     Times, ages, rates and ETAs, sizes of written files, run durations (the
     ``duration`` column of run tables, ``show``'s ``duration:``), the worker's host and
-    pid, the provenance rows of ``diff`` that depend on timing and on which worker ran
-    (left out, with the counts of hidden and marked rows), source line numbers of
-    metalab's own frames, and spacing (column widths follow the widest value, which may
-    be a duration).
+    pid, the host a verification ran on, the provenance rows of ``diff`` that depend on
+    timing and on which worker ran (left out, with the counts of hidden and marked rows),
+    source line numbers of metalab's own frames, and spacing (column widths follow the
+    widest value, which may be a duration).
     """
     lines, header, separator = [], [], ","
     for line in transcript.splitlines():
@@ -122,12 +128,29 @@ def wait_for(predicate, what: str, seconds: float = 60.0) -> None:
 
 
 def test_the_page_marks_scripts_and_transcripts_of_every_phase():
-    assert {name for name, _ in blocks("cli-script")} == {"pi.py", "slow.py"}
+    assert {name for name, _ in blocks("cli-script")} == {"pi.py", "slow.py", "metalab.toml"}
     phases = [phase for phase, _ in blocks("cli-output")]
     assert set(phases) == set(PHASES), phases
     commands = " ".join(block for _, block in blocks("cli-output"))
-    for command in ("run", "ls", "status", "show", "failed", "table", "diff", "report"):
+    assert "$ metalab run pi.py --profile " in commands
+    for command in set(commands_of_metalab()) - NO_TRANSCRIPT:
         assert f"$ metalab {command} " in commands or f"$ metalab {command}\n" in commands
+
+
+def commands_of_metalab() -> list[str]:
+    """Return the commands that ``metalab --help`` lists, in its order."""
+    done = subprocess.run([str(BIN / "metalab"), "--help"], capture_output=True, text=True)
+    listing = done.stdout.split("\ncommands:\n", 1)[1]
+    return re.findall(r"^ {4}([a-z]+) ", listing, re.MULTILINE)
+
+
+def test_every_command_of_metalab_help_has_a_section():
+    commands = commands_of_metalab()
+    assert {"run", "ls", "verify", "pack", "ui"} <= set(commands), commands
+    headings = re.findall(r"^##.*$", PAGE.read_text(encoding="utf-8"), re.MULTILINE)
+    named = set(re.findall(r"`metalab (\w+)", "\n".join(headings)))
+    missing = [command for command in commands if command not in named]
+    assert not missing, f"docs/cli.md: no '## `metalab COMMAND ...`' heading for {missing}"
 
 
 def test_normalise_keeps_what_matters():
@@ -140,6 +163,10 @@ def test_normalise_keeps_what_matters():
         "last run:  <time> (<age> ago)"
     ]
     assert normalise("* pid  1  2\n* pi_estimate  3.1  3.2") == ["* pi_estimate  3.1  3.2"]
+    assert normalise("verified identical on 2026-12-01 04:46:34 UTC on vm") == [
+        "verified identical on <time> on <host>"
+    ]
+    assert normalise("verified 6 of 6 ... on vm") != normalise("verified 5 of 6 ... on vm")
 
 
 def test_transcripts_match_real_output(tmp_path):
@@ -171,3 +198,5 @@ def test_transcripts_match_real_output(tmp_path):
         (tmp_path / "go").touch()
         _, stderr = sweep.communicate(timeout=60)
     assert sweep.returncode == 0, stderr.decode()
+    for block in (block for p, block in transcripts if p == "write"):
+        check(block, tmp_path)

@@ -115,6 +115,7 @@ GUIDE_DOCTESTS = [
     "capture.md",
     "contexts.md",
     "executors.md",
+    "store.md",
     "coming-from/original-metalab.md",
     "coming-from/optuna.md",
 ]

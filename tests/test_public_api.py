@@ -109,13 +109,21 @@ ALLOWED_IMPORTS = {
     "metalab.progress": BASE | {"metalab.record"},
     # The project file's profiles name executors; the runner and the CLI read them.
     "metalab.profiles": BASE | {"metalab.executors"},
+    # Derived metrics: functions of runs, computed after a sweep and kept in the store.
+    "metalab.derived": DEFINITIONS | {"metalab.store"},
     # Results (and their plots, one layer) read stores and never import the runner;
     # Results.verify imports the replays when called.
     "metalab.results": DEFINITIONS
-    | {"metalab.capture", "metalab.store", "metalab.plotting", "metalab.verify"},
+    | {"metalab.capture", "metalab.store", "metalab.derived", "metalab.plotting", "metalab.verify"},
     "metalab.plotting": DEFINITIONS | {"metalab.capture", "metalab.store", "metalab.results"},
     "metalab.report": DEFINITIONS
-    | {"metalab.capture", "metalab.store", "metalab.results", "metalab.plotting"},
+    | {
+        "metalab.capture",
+        "metalab.store",
+        "metalab.derived",
+        "metalab.results",
+        "metalab.plotting",
+    },
     # What `metalab ls` lists, and the dashboard that also shows reports: readers too.
     "metalab._listing": BASE | {"metalab.record", "metalab.store"},
     "metalab.ui": DEFINITIONS
@@ -158,6 +166,7 @@ ALLOWED_IMPORTS = {
         "metalab.executors",
         "metalab.progress",
         "metalab.profiles",
+        "metalab.derived",
         "metalab.results",
         "metalab.verify",
         "metalab.worker",

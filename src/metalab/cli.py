@@ -315,7 +315,8 @@ def _build_parser() -> argparse.ArgumentParser:
     table = command(
         "table",
         _cmd_table,
-        "Print or export the run table, or with --group-by the summary across replicates.",
+        "Print or export the run table, or with --group-by the summary across replicates; "
+        "derived metrics are the columns (or metrics) named derived.<metric>.",
         "metalab table runs/pi_mc --group-by n_samples",
         "metalab table runs/pi_mc --format csv -o pi.csv",
     )
@@ -939,6 +940,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     out += _section("params", list(run.params.items()))
     out += _section("seeds", list(record.seeds.items()))
     out += _section("metrics", list(run.metrics.items()))
+    if run.derived or run.derived_errors:
+        failures = [
+            (f"{name} failed", f"{e['type']}: {e['message']}")
+            for name, e in run.derived_errors.items()
+        ]
+        out += _section("derived metrics", [*run.derived.items(), *failures])
     artifacts = [
         (ref.name, f"{ref.kind:<8} {_size(ref.size):>9}  {ref.path}") for ref in record.artifacts
     ]
@@ -997,6 +1004,7 @@ def _cmd_table(args: argparse.Namespace) -> int:
     results = Results.from_store(store)
     # Results rows all hold every column (None where a run lacks one), in table order.
     rows = results.summary(group_by=args.group_by) if args.group_by else results.table()
+    _note_derived_failures(results)
     columns = list(rows[0]) if rows else []
     if kind == "parquet":
         _write_parquet(args.output, columns, rows)
@@ -1008,6 +1016,20 @@ def _cmd_table(args: argparse.Namespace) -> int:
     if args.output:
         print(f"wrote {len(rows)} row(s) to {args.output}")
     return EXIT_OK
+
+
+def _note_derived_failures(results: Results) -> None:
+    """Say on stderr which derived metrics failed on some runs: their cells are empty."""
+    failed: dict[str, list[str]] = {}
+    for run in results:
+        for name in run.derived_errors:
+            failed.setdefault(name, []).append(run.run_id)
+    for name, run_ids in failed.items():
+        print(
+            f"note: derived metric {name!r} failed on {len(run_ids)} run(s); "
+            f"'metalab show STORE {run_ids[0][:_SHORT_ID]}' shows the error.",
+            file=sys.stderr,
+        )
 
 
 def _format_of(output: str | None) -> str:

@@ -30,7 +30,7 @@ from metalab.executors._slurm import SlurmExecutor, SlurmTask, cancel, ended_sta
 from metalab.experiment import Experiment
 from metalab.record import SUCCESS
 from metalab.results import Results
-from metalab.store import Store
+from metalab.store import Store, open_store
 from metalab.worker import Item, RunChunk
 
 __all__ = ["SlurmSweep"]
@@ -144,10 +144,13 @@ def submit(
     store: Store,
     items: Iterator[Item],
     timeout: float | None,
+    pending: int,
 ) -> SlurmSweep:
-    """Submit the planned ``items`` as SLURM job arrays; return the handle at once."""
-    planned = list(items)
-    blocks = _blocks(planned, len(exp.seeds), executor.runs_per_task(len(planned)))
+    """Submit the planned ``items`` (about ``pending`` runs) as job arrays; return the handle.
+
+    The items are streamed into position spans: a million-run plan never sits in memory.
+    """
+    blocks = _blocks(items, len(exp.seeds), executor.runs_per_task(max(pending, 1)))
     tasks = executor.submit(_ArrayTask(RunChunk(exp, store, timeout)), blocks) if blocks else []
     sweep = SlurmSweep(store, tasks, blocks, folder=str(executor.folder), exp=exp)
     store.put_experiment_file(_SUBMISSION, sweep._to_json())
@@ -182,13 +185,14 @@ class SlurmSweep:
         self._exp = exp
 
     @classmethod
-    def attach(cls, store: Store) -> SlurmSweep:
-        """Return the handle of the last sweep ``store`` submitted to SLURM.
+    def attach(cls, store: str | os.PathLike[str] | Store) -> SlurmSweep:
+        """Return the handle of the last sweep ``store`` (a store, its path or URL) submitted.
 
         Raises:
             InvalidArgumentError: ``store`` has never been given to a SLURM executor.
 
         """
+        store = open_store(store, create=False)
         try:
             data = json.loads(store.read_file(f"experiment/{_SUBMISSION}"))
         except (FileNotFoundError, KeyError) as exc:

@@ -7,7 +7,7 @@ An operation is a function whose parameter *names* choose what the runner passes
 ``seeds``    its :class:`~metalab.seeds.SeedBundle`
 ``capture``  its :class:`~metalab.capture.Capture` (metrics, artifacts, logs)
 ``context``  the experiment's context (shared, read-only)
-``runtime``  its :class:`Runtime` (run ID, attempt, worker, output folder, logger)
+``runtime``  its :class:`Runtime` (run ID, attempt, worker, device, output folder, logger)
 ===========  ==============================================================
 
 Any other name is refused when the operation is declared, not mid-sweep. A
@@ -26,6 +26,7 @@ import ast
 import hashlib
 import inspect
 import logging
+import os
 import shutil
 import tempfile
 import textwrap
@@ -40,6 +41,10 @@ __all__ = ["ARGUMENTS", "Operation", "Runtime", "operation"]
 #: The names an operation's parameters may have.
 ARGUMENTS = ("params", "seeds", "capture", "context", "runtime")
 
+# Set by ProcessExecutor(gpus=...) in each worker it pins (metalab.executors._process,
+# which this module cannot import): the worker's GPU as CUDA_VISIBLE_DEVICES names it.
+_PINNED_GPU = "METALAB_GPU"
+
 
 class Runtime:
     """Facts about the run in progress, for an operation that asks for ``runtime``.
@@ -48,6 +53,11 @@ class Runtime:
         run_id: The run's stable ID.
         attempt: 1 for the first try, 2 for the first retry, ...
         worker: ``host:pid:thread`` of the worker running it.
+        device: ``"cuda:0"`` in a worker that ``ProcessExecutor(gpus=...)`` pinned to a
+            GPU (the worker sees that GPU alone), else ``"cpu"``; pass it to torch's
+            ``.to()``.
+        gpu: The pinned GPU as ``nvidia-smi`` numbers it (its ``CUDA_VISIBLE_DEVICES``
+            entry, e.g. ``"1"``), or None where the worker is not pinned.
         output_dir: A folder of its own, made on first use; every file left at its top
             level when the operation returns is kept as an artifact (kind ``file``)
             named by its file name, and the folder is then removed.
@@ -69,6 +79,18 @@ class Runtime:
 
     def __repr__(self) -> str:
         return f"Runtime(run_id={self.run_id!r}, attempt={self.attempt}, worker={self.worker!r})"
+
+    @property
+    def device(self) -> str:
+        """The device to compute on (see the class docstring)."""
+        return "cpu" if self.gpu is None else "cuda:0"
+
+    @property
+    def gpu(self) -> str | None:
+        """The GPU the worker is pinned to (see the class docstring)."""
+        # Read from the environment, where the executor left it before the worker
+        # imported anything: the operation's own subprocesses see the same GPU.
+        return os.environ.get(_PINNED_GPU) or None
 
     @property
     def output_dir(self) -> Path:

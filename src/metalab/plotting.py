@@ -43,6 +43,8 @@ def plot_metric(
 ) -> Figure:
     """Draw metric ``y`` against param ``x``: the mean across replicates, with a 95% CI band.
 
+    ``y`` may be a derived metric, named ``derived.<metric>``.
+
     Points are sorted by ``x`` (numbers by value; other values, such as strings, are
     placed evenly in sorted order with their values as tick labels). One line per
     value of param ``hue``, labelled with it, under a legend titled ``hue``. A point
@@ -51,19 +53,21 @@ def plot_metric(
     """
     where = f"plot(x={x!r}, y={y!r}, hue={hue!r})"
     runs = [run for run in results if run.status == SUCCESS]
+    # Derived metrics too, as derived.<metric> (Results.compute_derived).
+    measured = {id(run): run._measured() for run in runs}
     _check_name(where, "x", x, _names(run.params for run in runs), "param")
-    _check_name(where, "y", y, _names(run.metrics for run in runs), "metric")
+    _check_name(where, "y", y, _names(measured.values()), "metric")
     if hue is not None:
         _check_name(where, "hue", hue, _names(run.params for run in runs), "param")
     figure, ax = _figure_and_axes(where, ax)
-    points = [run for run in runs if x in run.params and y in run.metrics]
+    points = [run for run in runs if x in run.params and y in measured[id(run)]]
     x_values = _sorted_unique(run.params[x] for run in points)
     numeric = all(_is_number(value) for value in x_values)
     position = {_key(v): (v if numeric else i) for i, v in enumerate(x_values)}
     for hue_value, members in _by_hue(points, hue):
         by_x: dict[str, list[Any]] = {}
         for run in members:
-            by_x.setdefault(_key(run.params[x]), []).append(run.metrics[y])
+            by_x.setdefault(_key(run.params[x]), []).append(measured[id(run)][y])
         xs, means, lows, highs = [], [], [], []
         for value in x_values:
             stats = _describe(by_x.get(_key(value), []))

@@ -4,8 +4,8 @@ Standard library only. Everything here is best effort and never fails a run: a f
 that cannot be read is ``None``, and git trouble is reported inside the result.
 
 - :func:`environment`: Python, platform, host, CPU count, installed packages, the
-  metalab version and, only when the program has already imported torch, torch and
-  CUDA facts.
+  metalab version, the NVIDIA GPUs (model and driver, from ``nvidia-smi``) and, only
+  when the program has already imported torch, torch and CUDA facts.
 - :func:`git_state`: commit, branch, dirty flag, untracked paths and the diff of
   the work tree against ``HEAD``.
 - :func:`provenance`: both, plus a timestamp, split into manifest-ready facts and the
@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -57,7 +58,8 @@ def environment() -> dict[str, Any]:
     Keys: ``python`` (``version``: ``sys.version``, ``implementation``), ``platform``
     (``platform.platform()``), ``machine``, ``hostname``, ``cpu_count``, ``metalab``
     (its version), ``packages`` (``{name: version}`` of every installed distribution,
-    names normalised as in PEP 503: lowercase, runs of ``-_.`` as ``-``) and, only
+    names normalised as in PEP 503: lowercase, runs of ``-_.`` as ``-``), ``gpus``
+    (see below), ``cuda_visible_devices`` (that variable, None when unset) and, only
     when the program has imported torch (it is never imported here), ``torch``:
     ``version``, ``cuda_version`` and ``cudnn_version`` (None without CUDA),
     ``cuda_available``, ``cuda_initialized``, ``device_count`` and ``devices`` (the
@@ -67,6 +69,11 @@ def environment() -> dict[str, Any]:
     afterwards. So ``cuda_available`` is ``torch.cuda.device_count() > 0``, counted
     through NVML, rather than ``torch.cuda.is_available()``, and device names are
     read only once the program has used CUDA itself (call this again then to get them).
+
+    ``gpus`` lists the machine's NVIDIA GPUs as ``nvidia-smi`` numbers them:
+    ``[{"index": 0, "name": "NVIDIA H100 80GB HBM3", "driver_version": "550.54.15"}]``;
+    None where ``nvidia-smi`` is missing or fails. It is asked once per process:
+    it can take a second, and neither the GPUs nor the driver change under a program.
 
     >>> env = environment()
     >>> env["python"]["version"] == sys.version
@@ -83,6 +90,8 @@ def environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "metalab": _metalab_version(),
         "packages": _packages(),
+        "gpus": _gpus(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     torch = sys.modules.get("torch")
     if torch is not None:
@@ -276,6 +285,58 @@ def _packages() -> dict[str, str]:
             normalised = re.sub(r"[-_.]+", "-", name.group(1)).lower()
             found.setdefault(normalised, version.group(1))
     return dict(sorted(found.items()))
+
+
+def _gpus() -> list[dict[str, Any]] | None:
+    """Return a fresh copy of :func:`_nvidia_smi_gpus`, which callers may then change."""
+    found = _nvidia_smi_gpus()
+    return None if found is None else [dict(gpu) for gpu in found]
+
+
+@functools.cache
+def _nvidia_smi_gpus() -> list[dict[str, Any]] | None:
+    """Return the ``gpus`` facts of :func:`environment`, asking ``nvidia-smi`` once."""
+    try:
+        done = subprocess.run(
+            [
+                "nvidia-smi",
+                "--query-gpu=index,name,driver_version",
+                "--format=csv,noheader",
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=_NVIDIA_SMI_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    return _guarded(lambda: _parse_gpu_query(done.stdout))
+
+
+def _parse_gpu_query(text: str) -> list[dict[str, Any]]:
+    """Read ``nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader``.
+
+    >>> _parse_gpu_query("0, NVIDIA H200, 570.86.15")
+    [{'index': 0, 'name': 'NVIDIA H200', 'driver_version': '570.86.15'}]
+    """
+    gpus = []
+    for line in text.splitlines():
+        if line.strip():
+            # The name is the middle field, so a comma in it cannot shift the others.
+            index, rest = line.split(",", 1)
+            name, driver = rest.rsplit(",", 1)
+            gpus.append(
+                {"index": int(index), "name": name.strip(), "driver_version": driver.strip()}
+            )
+    return gpus
+
+
+# nvidia-smi answers in well under a second, but can take seconds while the driver
+# loads on a machine without the persistence daemon.
+_NVIDIA_SMI_TIMEOUT_S = 20
 
 
 def _metalab_version() -> str | None:

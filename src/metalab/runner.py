@@ -19,11 +19,13 @@ import hashlib
 import itertools
 import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from metalab._signals import check_timeout, in_main_thread, sigterm_as_interrupt
 from metalab.cluster import SlurmSweep, submit
+from metalab.derived import resolve_derived
 from metalab.errors import (
     InvalidArgumentError,
     InvalidTypeError,
@@ -54,6 +56,7 @@ def run(
     timeout: float | None = None,
     profile: str | Profile | None = None,
     verify: int = 0,
+    derived_metrics: Sequence[Callable[..., Any] | str] = (),
 ) -> Results | SlurmSweep:
     """Run every (case, replicate) of ``exp`` not yet done, and return the results.
 
@@ -87,6 +90,13 @@ def run(
             ``metalab verify`` does (``docs/verify.md``); a difference is reported with
             a :class:`~metalab.verify.VerificationWarning`. Default 0: none. Not with
             a SLURM executor, whose ``run`` returns before the runs end.
+        derived_metrics: Functions of a finished :class:`~metalab.results.Run` returning
+            a dict of metric names to numbers, or ``"package.module:function"`` strings,
+            computed after the sweep for the successful runs that lack a value from the
+            same code, and stored beside the records (``docs/derived.md``); the results
+            show them as ``derived.<metric>``. Checked before the sweep starts. Not
+            with a SLURM executor: compute them once the runs end, with
+            ``metalab.load_results(STORE).compute_derived(...)``.
 
     A run whose operation raises is recorded as failed (type, message, traceback) and
     the sweep goes on. Ctrl-C or SIGTERM stops after writing the finished runs and
@@ -108,6 +118,7 @@ def run(
             f"run(verify={verify!r}): must be the number of finished runs to replay "
             f"afterwards, a whole number >= 0, e.g. verify=5."
         )
+    derived = resolve_derived("run", derived_metrics)
     chosen = profile if isinstance(profile, Profile) else select_profile(profile)
     target_path = chosen.store_for(exp.name) if store is None else store
     if executor is None or (isinstance(executor, str) and executor == chosen.executor):
@@ -122,11 +133,18 @@ def run(
                 f"are submitted, before any run ends; verify the store once they finish: "
                 f"metalab verify STORE --sample {verify}."
             )
+        if derived:
+            raise InvalidArgumentError(
+                "run(derived_metrics=..., executor=slurm): run returns as soon as the arrays "
+                "are submitted, before any run ends; compute them once the runs finish: "
+                "metalab.load_results(STORE).compute_derived(...)."
+            )
         target = open_store(target_path)
         with _store_space(exp, target):
             previous, done = _prepare(exp, target, resume=resume, overwrite=overwrite)
             items = _plan(exp, target, previous, done, Progress(exp.total_runs, enabled=False))
-            return submit(exp, slurm, target, items, limit)
+            # About the runs to do: `done` may also hold runs of an earlier, other sweep.
+            return submit(exp, slurm, target, items, limit, exp.total_runs - len(done))
     pool = resolve_executor(executor)
     if limit is not None and not (
         pool.uses_processes or (pool.runs_in_caller and in_main_thread())
@@ -141,6 +159,8 @@ def run(
         results = _run(
             exp, pool, target, resume=resume, overwrite=overwrite, progress=progress, timeout=limit
         )
+    if derived:
+        results.compute_derived(*derived)
     if verify:
         _verify_sample(exp, target, verify)
     return results

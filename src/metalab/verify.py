@@ -212,6 +212,12 @@ def verify(
     """
     target = open_store(store, create=False)
     where = f"verify({target.location})"
+    if target.read_only:  # the outcome is appended to the store
+        raise InvalidArgumentError(
+            f"{where}: this store is read-only (a pack), and a verification is kept in "
+            f"the store it checks; unpack it first (metalab unpack FILE FOLDER) and verify "
+            f"that folder."
+        )
     manifest = target.read_manifest()
     if manifest is None:
         raise InvalidArgumentError(

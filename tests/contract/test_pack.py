@@ -315,3 +315,10 @@ def test_verification_records_travel_in_the_pack_and_back(sweep, tmp_path):
     pack_store(store, target)
     assert PackStore(target).verifications() == [outcome]
     assert unpack_store(target, tmp_path / "back").verifications() == [outcome]
+
+
+def test_verify_of_a_pack_is_refused_before_any_replay(pack):
+    from metalab.verify import verify
+
+    with pytest.raises(InvalidArgumentError, match=r"read-only \(a pack\).*metalab unpack"):
+        verify(pack, experiment=_experiment())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -97,21 +98,37 @@ def test_bad_settings_are_refused_by_name(settings, error, message):
         SlurmExecutor(**settings)
 
 
-def test_run_without_sbatch_fails_before_touching_the_store(tmp_path):
-    script = (
-        "import sys, metalab\n"
-        "@metalab.operation(name='op', version='1')\n"
-        "def op(params, seeds, capture):\n"
-        "    capture.metric('y', 1)\n"
-        "exp = metalab.Experiment(name='op', version='1', operation=op,\n"
-        "    params=metalab.grid(x=[1]), seeds=metalab.seeds(base=1, replicates=1))\n"
-        "try:\n"
-        "    metalab.run(exp, store=sys.argv[1], executor='slurm')\n"
-        "except metalab.MetalabError as exc:\n"
-        "    print(exc)\n"
-    )
+@pytest.mark.skipif(shutil.which("sbatch") is None, reason="needs SLURM's client commands")
+def test_run_with_no_controller_to_answer_fails_before_touching_the_store(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "store")],
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SLURM_CONF": str(tmp_path / "no-such.conf")},
+        check=True,
+    )
+    assert "scontrol show config failed" in done.stdout
+    assert "is the SLURM controller up" in done.stdout
+    assert not (tmp_path / "store").exists()
+
+
+SCRIPT = (
+    "import sys, metalab\n"
+    "@metalab.operation(name='op', version='1')\n"
+    "def op(params, seeds, capture):\n"
+    "    capture.metric('y', 1)\n"
+    "exp = metalab.Experiment(name='op', version='1', operation=op,\n"
+    "    params=metalab.grid(x=[1]), seeds=metalab.seeds(base=1, replicates=1))\n"
+    "try:\n"
+    "    metalab.run(exp, store=sys.argv[1], executor='slurm')\n"
+    "except metalab.MetalabError as exc:\n"
+    "    print(exc)\n"
+)
+
+
+def test_run_without_sbatch_fails_before_touching_the_store(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path / "store")],
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": str(tmp_path)},  # no sbatch there

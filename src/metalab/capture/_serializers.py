@@ -331,8 +331,9 @@ def _is_extension(extension: Any) -> bool:
 def render_figure(fig: Any, *, dpi: int, salt: str, where: str) -> tuple[bytes, bytes]:
     """Return ``fig`` as PNG bytes at ``dpi`` and as SVG bytes.
 
-    The SVG carries no date and its element IDs are derived from ``salt`` (the
-    artifact name), so the same figure gives the same bytes in every run.
+    Neither file carries a date or the matplotlib version, and the SVG's element IDs
+    are derived from ``salt`` (the artifact name), so the same figure gives the same
+    bytes in every run and every process, and ``metalab verify`` can compare them.
     """
     if not _is_figure(fig):
         raise InvalidTypeError(
@@ -341,9 +342,10 @@ def render_figure(fig: Any, *, dpi: int, salt: str, where: str) -> tuple[bytes, 
         )
     matplotlib = importlib.import_module("matplotlib")
     png, svg = io.BytesIO(), io.BytesIO()
-    fig.savefig(png, format="png", dpi=dpi)
+    # Without the version, a matplotlib upgrade that draws the same pixels changes nothing.
+    fig.savefig(png, format="png", dpi=dpi, metadata={"Software": None})
     with matplotlib.rc_context({"svg.hashsalt": salt}):
-        fig.savefig(svg, format="svg", metadata={"Date": None})
+        fig.savefig(svg, format="svg", metadata={"Date": None, "Creator": None})
     return png.getvalue(), svg.getvalue()
 
 

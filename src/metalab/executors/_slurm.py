@@ -157,7 +157,7 @@ class SlurmExecutor:
         return tasks
 
     def check(self) -> Any:
-        """Raise unless submitit is installed and ``sbatch`` is on the PATH; return submitit.
+        """Raise unless submitit is installed and a SLURM controller answers; return submitit.
 
         ``run`` calls it before it touches the store.
         """
@@ -167,6 +167,8 @@ class SlurmExecutor:
                 "SlurmExecutor: no 'sbatch' on this machine's PATH, so no SLURM cluster to "
                 "submit to; run on a login node of the cluster, or choose another executor."
             )
+        # Asks the controller, so that a cluster out of reach is said before any work.
+        cluster_max_array_size()
         return submitit
 
     def _parameters(self) -> dict[str, Any]:
@@ -251,7 +253,8 @@ def _slurm_command(argv: list[str], *, missing_ok: bool = False) -> str:
             return ""
         raise MetalabError(
             f"SlurmExecutor: {' '.join(argv)} failed (exit {done.returncode}): "
-            f"{done.stderr.strip()[:300]}"
+            f"{' '.join(done.stderr.split())[-300:]}; is the SLURM controller up, and "
+            f"SLURM_CONF right?"
         )
     return done.stdout
 

@@ -1,7 +1,7 @@
 """The HTML report of a store: one self-contained file that works offline.
 
-Imports errors, _optional, record, store, results and plotting (for its order of param
-values); plotly is imported when a report is built (``pip install 'metalab[report]'``).
+Imports errors, _optional, record, store, derived, results and plotting (for its order
+of param values); plotly is imported when a report is built (``pip install 'metalab[report]'``).
 Like :mod:`metalab.results`, a report only reads the store and never imports the runner.
 
 :func:`build_report` returns the page as text and :func:`write_report` writes it; the
@@ -13,7 +13,8 @@ so it can be mailed, attached to a paper or opened years later without a network
   (git commit and dirty flag, Python, key packages, hosts) and counts of done, failed
   and pending runs;
 - every run in a table that sorts, filters (status, params, metric ranges) and pages in
-  the browser;
+  the browser; derived metrics (:mod:`metalab.derived`) are columns ``derived.<metric>``
+  after the captured ones, and have metric plots of their own under that name;
 - each metric against each swept param: replicate means with 95% confidence intervals
   (:meth:`Results.summary <metalab.results.Results.summary>`), optionally split by a
   second param;
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from metalab._optional import require
+from metalab.derived import PREFIX, current_derived, derived_metrics
 from metalab.errors import InvalidArgumentError, InvalidTypeError, MetalabError
 from metalab.plotting import _key, _label, _sorted_unique
 from metalab.record import SUCCESS, RunRecord
@@ -154,6 +156,7 @@ def _report_data(store: Store, title: str | None) -> dict[str, Any]:
         (json.loads(line) for line in store.records_ndjson().splitlines()),
         key=lambda record: (record["case_index"], record["replicate_index"]),
     )
+    _add_derived(store, records)
     successful = [record for record in records if record["status"] == SUCCESS]
     total = manifest.get("total_runs")
     name = str(manifest.get("name", "?"))
@@ -183,6 +186,24 @@ def _report_data(store: Store, title: str | None) -> dict[str, Any]:
             )
         ),
     }
+
+
+def _add_derived(store: Store, records: list[dict[str, Any]]) -> None:
+    """Add each run's derived metrics to its record's metrics, as ``derived.<metric>``.
+
+    The run table and the metric plots then show them after the captured metrics, named
+    as :meth:`Results.table <metalab.results.Results.table>` names them.
+    """
+    entries = store.derived_entries()
+    if not entries:
+        return
+    attempts = {record["run_id"]: record["attempt"] for record in records}
+    current = current_derived(entries, attempts)
+    for record in records:
+        found = derived_metrics(current.get(record["run_id"], {}))
+        if found:
+            derived = {PREFIX + name: value for name, value in found.items()}
+            record["metrics"] = {**record["metrics"], **derived}
 
 
 def _runs(store: Store, manifest: dict[str, Any], records: list[dict[str, Any]]) -> list[Run]:

@@ -41,6 +41,9 @@ class StoreWarning(UserWarning):
 class Store(abc.ABC):
     """Base class of stores; see the module docstring for the guarantees."""
 
+    #: Refuses every write (a pack): commands that would write say so before any work.
+    read_only: bool = False
+
     @property
     @abc.abstractmethod
     def location(self) -> str:
@@ -117,6 +120,27 @@ class Store(abc.ABC):
 
     def verifications(self) -> list[dict[str, Any]]:
         """Return every verification outcome appended, oldest first (the default: none)."""
+        return []
+
+    def put_derived(self, entries: list[dict[str, Any]]) -> None:
+        """Append derived-metric entries (:mod:`metalab.derived`), each a JSON-ready dict.
+
+        An entry holds ``function``, ``code_sha256``, ``run_id``, ``attempt``,
+        ``computed_at`` and ``metrics`` or ``error``. Append-only, beside the records,
+        which are never edited; an empty list writes nothing but is refused as any other
+        by a store that keeps no derived metrics (this default).
+        """
+        raise InvalidArgumentError(
+            f"{self!r}.put_derived(): this store keeps no derived metrics; compute them "
+            f"on a FileStore or a PostgresStore."
+        )
+
+    def derived_entries(self) -> list[dict[str, Any]]:
+        """Return every derived-metric entry appended (the default: none).
+
+        In the order written for each (function, code hash); readers choose the current
+        ones by their ``computed_at`` (:func:`metalab.derived.current_derived`).
+        """
         return []
 
     @abc.abstractmethod

@@ -73,6 +73,8 @@ class CopyReport:
         verifications_copied: Verification outcomes written to the target.
         missing: Files a source record names that the source itself lacks; the target's
             record names them as the source's does.
+        derived: Derived-metric entries in the source (:mod:`metalab.derived`).
+        derived_copied: Derived-metric entries written to the target.
 
     """
 
@@ -91,16 +93,21 @@ class CopyReport:
     verifications: int
     verifications_copied: int
     missing: tuple[str, ...] = ()
+    derived: int = 0
+    derived_copied: int = 0
 
     def summary(self) -> str:
         """Return one line: what was copied, what was there, and that the check passed."""
         name = f"{self.experiment} {self.version}".strip() or "(no manifest)"
         lacking = f"; {len(self.missing)} file(s) missing in the source too" * bool(self.missing)
+        derived = f"{self.derived_copied} of {self.derived} derived-metric entries, " * bool(
+            self.derived
+        )
         return (
             f"{name}: {self.records_copied:,} of {self.records:,} records, "
             f"{self.files_copied:,} of {self.files:,} files ({_size(self.bytes_copied)}), "
             f"{self.experiment_files_copied} of {self.experiment_files} experiment files, "
-            f"{self.verifications_copied} of {self.verifications} verification records "
+            f"{derived}{self.verifications_copied} of {self.verifications} verification records "
             f"and {self.manifests_copied} manifest(s) copied, the rest already there; "
             f"checked: every record in the target once, every file's SHA-256 equal on both "
             f"sides{lacking}."
@@ -168,8 +175,10 @@ def _copy(source: Store, destination: Store) -> CopyReport:
     # After the records: a verification outcome never speaks of a record not there.
     verifications = Counter(map(_canonical, source.verifications()))
     verifications_copied = _copy_verifications(source, destination, verifications)
+    derived = Counter(map(_canonical, source.derived_entries()))
+    derived_copied = _copy_derived(source, destination, derived)
     destination.flush()
-    _check(where, source, destination, written, files, experiment_files, verifications)
+    _check(where, source, destination, written, files, experiment_files, verifications, derived)
     current = history[-1] if history else {}
     return CopyReport(
         source=source.location,
@@ -187,6 +196,8 @@ def _copy(source: Store, destination: Store) -> CopyReport:
         verifications=verifications.total(),
         verifications_copied=verifications_copied,
         missing=tuple(files.missing),
+        derived=derived.total(),
+        derived_copied=derived_copied,
     )
 
 
@@ -273,7 +284,7 @@ def _copy_experiment_files(where: str, source: Store, target: Store, paths: list
 
 
 def _canonical(outcome: dict[str, Any]) -> str:
-    """Return a verification outcome as JSON that equal outcomes share."""
+    """Return a verification outcome or derived entry as JSON that equal ones share."""
     return json.dumps(outcome, sort_keys=True, ensure_ascii=False)
 
 
@@ -288,6 +299,20 @@ def _copy_verifications(source: Store, target: Store, wanted: Counter[str]) -> i
             lacking[key] -= 1
             copied += 1
     return copied
+
+
+def _copy_derived(source: Store, target: Store, wanted: Counter[str]) -> int:
+    """Append the source's derived-metric entries the target lacks, in the source's order."""
+    lacking = wanted - Counter(map(_canonical, target.derived_entries()))
+    entries = []
+    for entry in source.derived_entries():
+        key = _canonical(entry)
+        if lacking[key] > 0:
+            entries.append(entry)
+            lacking[key] -= 1
+    for start in range(0, len(entries), _BATCH):
+        target.put_derived(entries[start : start + _BATCH])
+    return len(entries)
 
 
 def _read_or_none(store: Store, path: str) -> bytes | None:
@@ -404,8 +429,9 @@ def _check(
     files: _Files,
     experiment_files: list[str],
     verifications: Counter[str],
+    derived: Counter[str],
 ) -> None:
-    """Raise unless every record, file, experiment file, verification is in the target.
+    """Raise unless every record, file, experiment file, verification, derived entry is there.
 
     Records by their bytes, read back from the target: each must be there, and no more
     often than in the source. Files by the SHA-256 of their bytes on both sides.
@@ -429,6 +455,8 @@ def _check(
     ]
     if verifications - Counter(map(_canonical, target.verifications())):
         problems.append("a verification record is missing")
+    if derived - Counter(map(_canonical, target.derived_entries())):
+        problems.append("a derived-metric entry is missing")
     if source.read_manifest() is not None and target.read_manifest() != source.read_manifest():
         problems.append("the current manifest differs")
     if problems:

@@ -10,6 +10,7 @@ A store is a folder a person can browse (layout and line format: ``docs/store.md
     index/run-ids-<key>.bin            run IDs of a sweep by position (a cache)
     artifacts/<run_id>/<filename>      the files runs produced
     verifications/<UTC time>-<host>-<hex8>.json   outcomes of metalab verify
+    derived/<function>-<sha12>.jsonl   derived metrics of one function's code (appended)
 
 Each process appends its records to a segment of its own, so writers on many
 processes and machines never share a file, and no lock is needed between them.
@@ -96,6 +97,9 @@ artifacts, which are the files the runs produced.
   not compute them. Deleting it loses nothing.
 - `artifacts/<run id>/<file>`: the files a run produced, listed in its record's
   "artifacts" with their size and SHA-256.
+- `derived/<function>-<first 12 hex of its code's SHA-256>.jsonl`: derived metrics,
+  one JSON object a line (run_id, attempt, and metrics or error), computed after the
+  runs by a function of them; the runs' records are never changed.
 
 Reading the records without metalab:
 
@@ -489,6 +493,56 @@ class FileStore(Store):
                 )
         return found
 
+    def put_derived(self, entries: list[dict[str, Any]]) -> None:
+        """Append ``entries`` to ``derived/<function>-<sha12>.jsonl``, one JSON line each.
+
+        A file's new lines go in one ``O_APPEND`` write, then fsync: on a local
+        filesystem, writers in several processes never interleave within a line; a reader
+        skips a last line without its newline (torn by a crash; the next append starts
+        on a new line).
+        """
+        where = f"{self!r}.put_derived"
+        files: dict[str, list[bytes]] = {}
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("code_sha256"), str):
+                raise InvalidTypeError(
+                    f"{where}(entries=[{entry!r:.80}, ...]): each entry must be a dict with "
+                    f"'function' and 'code_sha256' str, as metalab.derived makes them."
+                )
+            name = f"{entry.get('function')}-{entry['code_sha256'][:12]}.jsonl"
+            line = json.dumps(entry, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+            files.setdefault(_path_part(where, "function", name), []).append(line.encode())
+        if not files:
+            return
+        folder = self._root / "derived"
+        _make_dir(folder)
+        for name, lines in files.items():
+            fd = os.open(folder / name, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+            try:
+                size = os.fstat(fd).st_size
+                torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+                data = memoryview(b"\n" * torn + b"\n".join(lines) + b"\n")
+                while data:
+                    data = data[os.write(fd, data) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def derived_entries(self) -> list[dict[str, Any]]:
+        """Return the entries of every ``derived/*.jsonl``, each file in the order written."""
+        found = []
+        for path in sorted((self._root / "derived").glob("*.jsonl")):
+            if path.is_symlink():
+                warnings.warn(
+                    f"{str(path)!r}: skipped: a symbolic link, and a store reads only its own "
+                    f"files.",
+                    StoreWarning,
+                    stacklevel=2,
+                )
+                continue
+            found += _derived_lines(path.read_bytes(), str(path))
+        return found
+
     def read_file(self, path: str) -> bytes:
         """Return the bytes of ``path`` (relative to the store folder, as records name it)."""
         return self._inside(path, "read_file").read_bytes()
@@ -697,6 +751,29 @@ def _chunks_of(where: str, data: Any) -> Iterable[bytes]:
             f"pass the path of an existing file, or the bytes themselves."
         )
     return _file_chunks(source)
+
+
+def _derived_lines(data: bytes, where: str) -> list[dict[str, Any]]:
+    """Return the JSON objects of a derived-metrics file's lines (:meth:`FileStore.put_derived`).
+
+    The part after the last newline is a line being written, or torn by a crash: left
+    out. A complete line that is not a JSON object is skipped with a ``StoreWarning``.
+    """
+    found = []
+    for line in data.split(b"\n")[:-1]:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            found.append(entry)
+        elif line:
+            warnings.warn(
+                f"{where!r}: skipped a line that is not a derived-metric entry ({line[:80]!r}).",
+                StoreWarning,
+                stacklevel=3,
+            )
+    return found
 
 
 def _file_chunks(source: Path) -> Iterator[bytes]:

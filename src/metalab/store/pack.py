@@ -12,6 +12,7 @@ A pack is a zip file (layout: ``docs/pack.md``)::
     steps.parquet                  every per-step series: run_id, name, step, value
     artifacts/<run_id>/<file>      the files the runs produced, as they were
     experiment/<file>              files about the whole experiment
+    verifications/, derived/       outcomes of metalab verify; derived metrics
     checksums.json                 SHA-256 and size of every other member
 
 Parquet members are stored uncompressed by the zip (their pages are compressed
@@ -50,7 +51,14 @@ from metalab._version import __version__
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.record import ArtifactRef, RunRecord, gc_paused, records_from_json
 from metalab.store._base import Store, StoreWarning, _forget_in_forked_children
-from metalab.store.file import FileStore, _fsync_dir, _Lines, _make_dir, _warn_damage
+from metalab.store.file import (
+    FileStore,
+    _derived_lines,
+    _fsync_dir,
+    _Lines,
+    _make_dir,
+    _warn_damage,
+)
 
 __all__ = ["PACK_FORMAT", "PackStore", "pack_store", "unpack_store"]
 
@@ -69,7 +77,7 @@ _README = "README.md"
 _TABLES = (_RECORDS, _STEPS)
 # Folders of a store copied into a pack file by file (records/ and index/ become
 # records.parquet; the states indexes and run-ID indexes are caches).
-_FOLDERS = ("manifests", "experiment", "artifacts", "verifications")
+_FOLDERS = ("manifests", "experiment", "artifacts", "verifications", "derived")
 # Deflating these gains nothing: their content is compressed already.
 _COMPRESSED = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".gz", ".bz2", ".xz", ".zst", ".zip"}
 _COMPRESSED |= {".npz", ".parquet", ".pt", ".mp4"}
@@ -123,6 +131,7 @@ class PackStore(Store):
 
     #: How a pack's file name ends (:func:`pack_store` writes no other).
     SUFFIX = _SUFFIX
+    read_only = True
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = False) -> None:
         where = f"PackStore({path!r})"
@@ -292,6 +301,11 @@ class PackStore(Store):
         names = sorted(name for name in self._sums if name.startswith("verifications/"))
         return [json.loads(self._member(name)) for name in names]
 
+    def derived_entries(self) -> list[dict[str, Any]]:
+        """Return the derived-metric entries of ``derived/``, each file in the order written."""
+        names = sorted(name for name in self._sums if name.startswith("derived/"))
+        return [entry for name in names for entry in _derived_lines(self._member(name), name)]
+
     def latest_records(self, count: int) -> list[RunRecord]:
         """Return up to ``count`` of the records that finished last, oldest first."""
         if count <= 0:
@@ -420,6 +434,10 @@ class PackStore(Store):
     def put_experiment_file(self, filename: str, data: bytes) -> str:
         """Refused: a pack is read-only."""
         raise self._read_only("put_experiment_file")
+
+    def put_derived(self, entries: list[dict[str, Any]]) -> None:
+        """Refused: a pack is read-only."""
+        raise self._read_only("put_derived")
 
     def steps_table(self) -> Any:
         """Return ``steps.parquet`` as a pyarrow Table: ``run_id``, ``name``, ``step``, ``value``.

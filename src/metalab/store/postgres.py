@@ -7,6 +7,7 @@ One store is one schema of a database (``docs/postgres.md``)::
     <schema>.experiment_files  filename, data: files about the whole experiment (git diffs)
     <schema>.run_id_index      key, start, ids: run IDs of a sweep by position (a cache)
     <schema>.verifications     id, written_at, body: outcomes of metalab verify
+    <schema>.derived           id, function, code_sha256, run_id, body: derived metrics
 
 ``records.body`` is the record exactly as :meth:`RunRecord.to_json` wrote it; the
 other columns repeat what resume and the current-record rule need, so that those are
@@ -87,6 +88,17 @@ _VERIFICATIONS = """
 CREATE TABLE IF NOT EXISTS {schema}.verifications (
     id bigserial PRIMARY KEY,
     written_at timestamptz NOT NULL DEFAULT now(),
+    body text NOT NULL
+)
+"""
+
+# Made by the first derived metric stored, as verifications is.
+_DERIVED = """
+CREATE TABLE IF NOT EXISTS {schema}.derived (
+    id bigserial PRIMARY KEY,
+    function text NOT NULL,
+    code_sha256 text NOT NULL,
+    run_id text NOT NULL,
     body text NOT NULL
 )
 """
@@ -450,6 +462,40 @@ class PostgresStore(Store):
         if not exists:
             return []
         rows = self._run("SELECT body FROM {schema}.verifications ORDER BY id")
+        return [json.loads(body) for (body,) in rows]
+
+    def put_derived(self, entries: list[dict[str, Any]]) -> None:
+        """Insert derived-metric entries, one row each, in one transaction."""
+        rows = []
+        for entry in entries:
+            if not isinstance(entry, dict) or not all(
+                isinstance(entry.get(key), str) for key in ("function", "code_sha256", "run_id")
+            ):
+                raise InvalidTypeError(
+                    f"{self!r}.put_derived(entries=[{entry!r:.80}, ...]): each entry must be a "
+                    f"dict with 'function', 'code_sha256' and 'run_id' str, as "
+                    f"metalab.derived makes them."
+                )
+            body = json.dumps(entry, sort_keys=True, ensure_ascii=False)
+            rows.append((entry["function"], entry["code_sha256"], entry["run_id"], body))
+        if not rows:
+            return
+        self._run(_DERIVED)
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(
+                    f"INSERT INTO {self._quoted}.derived (function, code_sha256, run_id, body) "
+                    f"VALUES (%s, %s, %s, %s)",
+                    rows,
+                )
+
+    def derived_entries(self) -> list[dict[str, Any]]:
+        """Return the derived-metric entries in the order inserted (none without the table)."""
+        [(exists,)] = self._run("SELECT to_regclass(%s) IS NOT NULL", (f"{self._quoted}.derived",))
+        if not exists:
+            return []
+        rows = self._run("SELECT body FROM {schema}.derived ORDER BY id")
         return [json.loads(body) for (body,) in rows]
 
     def read_file(self, path: str) -> bytes:
