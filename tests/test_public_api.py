@@ -127,7 +127,13 @@ ALLOWED_IMPORTS = {
     # What `metalab ls` lists, and the dashboard that also shows reports: readers too.
     "metalab._listing": BASE | {"metalab.record", "metalab.store"},
     "metalab.ui": DEFINITIONS
-    | {"metalab._listing", "metalab.capture", "metalab.store", "metalab.report"},
+    | {
+        "metalab._listing",
+        "metalab.capture",
+        "metalab.store",
+        "metalab.results",
+        "metalab.report",
+    },
     # What runs in a worker: never the planning, the executors or the results.
     "metalab.worker": DEFINITIONS
     | {

@@ -55,7 +55,7 @@ from metalab.executors import Executor, SlurmExecutor
 from metalab.profiles import Profile, find_config, load_config, select_profile
 from metalab.record import SUCCESS, RunRecord
 from metalab.report import write_report
-from metalab.results import Results, Run, csv_cell, json_safe
+from metalab.results import Results, Run, csv_cell, json_safe, verified_text
 from metalab.runner import run as run_experiment
 from metalab.store import PackStore, Store, StoreWarning, open_store, pack_store, unpack_store
 from metalab.store._copy import nested_target
@@ -933,10 +933,7 @@ def _cmd_show(args: argparse.Namespace) -> int:
         ]
     )
     if run.verification is not None:
-        seen = run.verification
-        when = f"on {seen['verified_at'][:19].replace('T', ' ')} UTC on {seen['host']}"
-        reason = f" ({seen['reason']})" if seen["reason"] else ""
-        out.append(f"verified {seen['outcome']} {when}{reason}")
+        out.append(_printable(verified_text(run.verification) or ""))
     out += _section("params", list(run.params.items()))
     out += _section("seeds", list(record.seeds.items()))
     out += _section("metrics", list(run.metrics.items()))

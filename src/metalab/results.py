@@ -482,18 +482,41 @@ class _Snapshot:
     @cached_property
     def verified(self) -> dict[str, dict[str, Any]]:
         """The latest verification outcome of each verified run, by run ID."""
-        latest: dict[str, dict[str, Any]] = {}
-        for outcome in self.store.verifications():
-            when = {"verified_at": outcome.get("verified_at"), "host": outcome.get("host")}
-            for verdict in outcome.get("runs") or []:
-                if isinstance(verdict, dict) and isinstance(verdict.get("run_id"), str):
-                    latest[verdict["run_id"]] = {
-                        "outcome": verdict.get("outcome"),
-                        "reason": verdict.get("reason", ""),
-                        "detail": verdict.get("detail", ""),
-                        **when,
-                    }
-        return latest
+        return verdicts(self.store.verifications())
+
+
+def verdicts(outcomes: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Return the latest verdict of each run ``metalab verify`` checked, by run ID.
+
+    ``outcomes`` are a store's verification records, oldest first; a verdict is
+    ``{"outcome", "reason", "detail", "verified_at", "host"}`` (:attr:`Run.verification`).
+    """
+    latest: dict[str, dict[str, Any]] = {}
+    for outcome in outcomes:
+        when = {"verified_at": outcome.get("verified_at"), "host": outcome.get("host")}
+        for verdict in outcome.get("runs") or []:
+            if isinstance(verdict, dict) and isinstance(verdict.get("run_id"), str):
+                latest[verdict["run_id"]] = {
+                    "outcome": verdict.get("outcome"),
+                    "reason": verdict.get("reason", ""),
+                    "detail": verdict.get("detail", ""),
+                    **when,
+                }
+    return latest
+
+
+def verified_text(verdict: dict[str, Any] | None) -> str | None:
+    """Return a verdict as people read it; None for a run never verified.
+
+    >>> verified_text({"outcome": "identical", "reason": "", "host": "h",
+    ...                "verified_at": "2026-12-01T10:02:03.5Z"})
+    'verified identical on 2026-12-01 10:02:03 UTC on h'
+    """
+    if verdict is None:
+        return None
+    when = str(verdict.get("verified_at") or "?")[:19].replace("T", " ")
+    reason = f" ({verdict['reason']})" if verdict.get("reason") else ""
+    return f"verified {verdict.get('outcome')} on {when} UTC on {verdict.get('host')}{reason}"
 
 
 class Results:

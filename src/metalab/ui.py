@@ -50,6 +50,7 @@ from metalab._optional import require
 from metalab.capture import decode_steps
 from metalab.errors import InvalidArgumentError, MetalabError
 from metalab.record import SUCCESS, RunRecord, records_from_json
+from metalab.results import verdicts, verified_text
 from metalab.store import PackStore, Store, open_store
 
 __all__ = ["create_app", "serve"]
@@ -394,6 +395,11 @@ class _Dashboard:
                     ("started", record.started_at),
                     ("duration", f"{record.duration:.3f} s"),
                     ("worker", record.worker or f"{record.host}:{record.pid}"),
+                    (
+                        "verified",
+                        verified_text(verdicts(store.verifications()).get(record.run_id))
+                        or "never (metalab verify)",
+                    ),
                 ],
                 status=record.status,
             )

@@ -27,6 +27,7 @@ import uvicorn
 
 import metalab
 from metalab.errors import InvalidArgumentError
+from metalab.store import FileStore
 from metalab.ui import create_app, serve
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -272,6 +273,22 @@ def test_a_pack_under_the_root_is_served_in_place(site, tmp_path):
         assert status == 200 and "sandbox" in headers["content-security-policy"]
         assert data == (site.store / f"artifacts/{run_id}/notes.txt").read_bytes()
     assert snapshot(root) == before, "serving a pack wrote next to it"
+
+
+def test_run_page_says_when_and_where_the_run_was_verified(tmp_path):
+    store = tmp_path / "root" / "verified"
+    run_id = next(iter(sweep(store).successful)).run_id
+    FileStore(store, create=False).put_verification(
+        {
+            "verified_at": "2026-12-01T10:02:03Z",
+            "host": "lab-7",
+            "runs": [{"run_id": run_id, "outcome": "identical"}],
+        }
+    )
+    with serving(tmp_path / "root") as url:
+        status, _, page = get(url, f"/e/verified/run/{run_id}")
+    assert status == 200
+    assert b"verified identical on 2026-12-01 10:02:03 UTC on lab-7" in page
 
 
 def test_store_contents_reach_pages_only_escaped(site):

@@ -65,7 +65,7 @@ def embedded(page: str) -> dict:
 
 def test_counts_done_failed_and_pending(data):
     # 18 runs: a=3 fails in replicate 0 (2 runs), b=z fails in replicate 1 (3 runs).
-    assert data["counts"] == {"done": 13, "failed": 5, "pending": 0, "total": 18}
+    assert data["counts"] == {"done": 13, "failed": 5, "pending": 0, "total": 18, "verified": 0}
 
 
 def test_pending_counts_the_runs_the_manifest_plans_but_the_store_lacks(tmp_path):
@@ -80,8 +80,8 @@ def test_pending_counts_the_runs_the_manifest_plans_but_the_store_lacks(tmp_path
 def test_table_is_the_results_table(data, store):
     expected = metalab.load_results(store).table()
     table = data["table"]
-    assert table["columns"] == list(expected[0])
-    assert table["rows"] == [list(row.values()) for row in expected]
+    assert table["columns"] == [*expected[0], "verified"]
+    assert table["rows"] == [[*row.values(), None] for row in expected]
 
 
 def test_table_has_a_row_per_run_and_roles_per_column(data, store):
@@ -97,8 +97,33 @@ def test_table_has_a_row_per_run_and_roles_per_column(data, store):
         "acc": "metric",
         "replicate_index": "replicate_index",
         "duration": "duration",
+        "verified": "verified",
     }
     assert [row[0] for row in table["rows"]] == [run.run_id for run in metalab.load_results(store)]
+
+
+def test_verified_runs_say_so_in_the_table_and_are_counted(tmp_path):
+    folder = sweep(tmp_path / "store", params=metalab.grid(a=[1, 2], b=["x"]))
+    opened = open_store(folder, create=False)
+    first, second = [run.run_id for run in metalab.load_results(folder).successful][:2]
+    when = "2026-12-01T10:02:03.123Z"
+    opened.put_verification(
+        {
+            "verified_at": when,
+            "host": "lab-7",
+            "runs": [
+                {"run_id": first, "outcome": "identical"},
+                {"run_id": second, "outcome": "differing", "reason": "code changed"},
+            ],
+        }
+    )
+    data = report._report_data(opened, None)
+    assert data["counts"]["verified"] == 1
+    verified = {row[0]: row[-1] for row in data["table"]["rows"]}
+    assert verified[first] == "verified identical on 2026-12-01 10:02:03 UTC on lab-7"
+    assert verified[second] == (
+        "verified differing on 2026-12-01 10:02:03 UTC on lab-7 (code changed)"
+    )
 
 
 def test_nonfinite_metrics_are_shown_as_text_not_dropped():
@@ -316,7 +341,7 @@ def test_cli_reports_a_postgres_store(postgres_dsn, postgres_schema, tmp_path, c
     out = tmp_path / "pg.html"
     assert main(["report", dsn, "-o", str(out)]) == 0, capsys.readouterr().err
     data = embedded(out.read_text(encoding="utf-8"))
-    assert data["counts"] == {"done": 13, "failed": 5, "pending": 0, "total": 18}
+    assert data["counts"] == {"done": 13, "failed": 5, "pending": 0, "total": 18, "verified": 0}
     assert data["step_plots"][0]["runs_counted"] == 13
 
 
@@ -325,6 +350,6 @@ def test_a_store_with_no_runs_yet_reports_them_pending(tmp_path):
     exp = metalab.Experiment("empty", "1", {}, noisy, grid, metalab.seeds(0))
     FileStore(tmp_path / "store").write_manifest(exp.manifest())
     data = embedded(report.build_report(tmp_path / "store"))
-    assert data["counts"] == {"done": 0, "failed": 0, "pending": 2, "total": 2}
+    assert data["counts"] == {"done": 0, "failed": 0, "pending": 2, "total": 2, "verified": 0}
     assert data["table"]["rows"] == []
     assert data["metric_plots"] == data["step_plots"] == data["failures"] == []

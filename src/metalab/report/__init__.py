@@ -46,7 +46,16 @@ from metalab.derived import PREFIX, current_derived, derived_metrics
 from metalab.errors import InvalidArgumentError, InvalidTypeError, MetalabError
 from metalab.plotting import _key, _label, _sorted_unique
 from metalab.record import SUCCESS, RunRecord
-from metalab.results import Run, _band, _column_names, _describe, _table_columns, json_safe
+from metalab.results import (
+    Run,
+    _band,
+    _column_names,
+    _describe,
+    _table_columns,
+    json_safe,
+    verdicts,
+    verified_text,
+)
 from metalab.store import Store, open_store
 
 __all__ = ["build_report", "write_report"]
@@ -157,6 +166,7 @@ def _report_data(store: Store, title: str | None) -> dict[str, Any]:
         key=lambda record: (record["case_index"], record["replicate_index"]),
     )
     _add_derived(store, records)
+    verified = verdicts(store.verifications())
     successful = [record for record in records if record["status"] == SUCCESS]
     total = manifest.get("total_runs")
     name = str(manifest.get("name", "?"))
@@ -173,8 +183,12 @@ def _report_data(store: Store, title: str | None) -> dict[str, Any]:
             "failed": len(records) - len(successful),
             "pending": max(total - len(records), 0) if isinstance(total, int) else None,
             "total": total if isinstance(total, int) else None,
+            "verified": sum(
+                verified.get(record["run_id"], {}).get("outcome") == "identical"
+                for record in successful
+            ),
         },
-        "table": _table(records),
+        "table": _table(records, verified),
         "metric_plots": _metric_plots(successful, swept),
         "step_plots": _step_plots(store, manifest, successful, swept),
         "failures": _failures(records),
@@ -268,8 +282,11 @@ def _swept_params(records: list[dict[str, Any]]) -> list[str]:
     return swept or list(values)
 
 
-def _table(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the run table (as :meth:`Results.table`) as columns, their roles and rows."""
+def _table(records: list[dict[str, Any]], verified: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Return the run table (as :meth:`Results.table`) as columns, their roles and rows.
+
+    A last column says how ``metalab verify`` last found each run verified, if it did.
+    """
     param_columns, metric_columns = _column_names(
         (name for record in records for name in record["params"]),
         (name for record in records for name in record["metrics"]),
@@ -286,14 +303,15 @@ def _table(records: list[dict[str, Any]]) -> dict[str, Any]:
                 *[_table_cell(measured.get(name)) for name in metrics],
                 record["replicate_index"],
                 record["duration"],
+                verified_text(verified.get(record["run_id"])),
             ]
         )
     # A role per column, by which the page offers filters: "param", "metric", or the
     # column's own name for the fixed ones.
     roles = ["run_id", "status", *["param"] * len(params), *["metric"] * len(metrics)]
     return {
-        "columns": _table_columns(param_columns, metric_columns),
-        "roles": [*roles, "replicate_index", "duration"],
+        "columns": [*_table_columns(param_columns, metric_columns), "verified"],
+        "roles": [*roles, "replicate_index", "duration", "verified"],
         "rows": rows,
     }
 

@@ -65,7 +65,7 @@
     document.getElementById("subtitle").textContent = "store: " + DATA.store;
     const counts = DATA.counts;
     const box = document.getElementById("counts");
-    for (const [key, label] of [["done", "done"], ["failed", "failed"], ["pending", "pending"], ["total", "total runs"]]) {
+    for (const [key, label] of [["done", "done"], ["failed", "failed"], ["pending", "pending"], ["total", "total runs"], ["verified", "verified identical"]]) {
       box.append(el("div", { class: "count " + key, id: "count-" + key }, [
         el("b", { text: counts[key] === null ? "?" : String(counts[key]) }), label,
       ]));
