@@ -55,7 +55,7 @@ from metalab.executors import Executor, SlurmExecutor
 from metalab.profiles import Profile, find_config, load_config, select_profile
 from metalab.record import SUCCESS, RunRecord
 from metalab.report import write_report
-from metalab.results import Results, Run, csv_cell, json_safe, verified_text
+from metalab.results import Results, Run, csv_cell, find_runs, json_safe, verified_text
 from metalab.runner import run as run_experiment
 from metalab.store import PackStore, Store, StoreWarning, open_store, pack_store, unpack_store
 from metalab.store._copy import nested_target
@@ -721,17 +721,14 @@ def _open_for_reading(command: str, path: str) -> tuple[Store, dict[str, Any] | 
     return store, manifest
 
 
-def _find_run(where: str, results: Results, prefix: str) -> Run:
+def _find_run(where: str, store: Store, prefix: str) -> Run:
     """Return the run whose ID is ``prefix`` or the only one starting with it."""
-    matches = [run for run in results if run.run_id.startswith(prefix)]
-    exact = [run for run in matches if run.run_id == prefix]
-    if exact:
-        return exact[0]
+    matches, count = find_runs(store, prefix)
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise InvalidArgumentError(
-            f"{where}: no run ID starts with {prefix!r} among the {len(results)} run(s) "
+            f"{where}: no run ID starts with {prefix!r} among the {count} run(s) "
             f"of this store; 'metalab table' lists them."
         )
     shown = ", ".join(run.run_id for run in matches[:10])
@@ -917,9 +914,7 @@ def _writers_alive(records: Iterable[RunRecord]) -> bool | None:
 def _cmd_show(args: argparse.Namespace) -> int:
     """Run ``metalab show``: everything about one run."""
     store, _ = _open_for_reading("show", args.store)
-    run = _find_run(
-        f"metalab show {args.store} {args.run_id}", Results.from_store(store), args.run_id
-    )
+    run = _find_run(f"metalab show {args.store} {args.run_id}", store, args.run_id)
     record = run.record
     heading = f"run {run.run_id}  ({_brief(record.experiment)} {_brief(record.version)})"
     out: list[str] = [_printable(heading)]
@@ -1085,10 +1080,9 @@ def _write_parquet(path: str, columns: list[str], rows: list[dict[str, Any]]) ->
 def _cmd_diff(args: argparse.Namespace) -> int:
     """Run ``metalab diff``: two runs side by side, differing rows marked with '*'."""
     store, _ = _open_for_reading("diff", args.store)
-    results = Results.from_store(store)
     where = f"metalab diff {args.store}"
-    a = _find_run(f"{where} {args.run_a}", results, args.run_a)
-    b = _find_run(f"{where} {args.run_b}", results, args.run_b)
+    a = _find_run(f"{where} {args.run_a}", store, args.run_a)
+    b = _find_run(f"{where} {args.run_b}", store, args.run_b)
     sections = [
         ("params", a.params, b.params),
         ("seeds", a.record.seeds, b.record.seeds),

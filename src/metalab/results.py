@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
     from metalab.verify import Verification
 
-__all__ = ["Results", "Run", "csv_cell", "json_safe", "load_results"]
+__all__ = ["Results", "Run", "csv_cell", "find_runs", "json_safe", "load_results"]
 
 #: Columns of :meth:`Results.table` that are not params or metrics.
 _RUN_COLUMNS = ("run_id", "status", "replicate_index", "duration")
@@ -454,10 +454,11 @@ class _Snapshot:
         """The current record of every run, as JSON, in the store's order."""
         return _Lines(self.ndjson).all()
 
-    def runs(self) -> list[Run]:
-        """Build the runs from the records, ordered by (case index, replicate index)."""
+    def runs(self, lines: list[bytes] | None = None) -> list[Run]:
+        """Build the runs of ``lines`` (default: every record), by (case, replicate)."""
         records = sorted(
-            records_from_json(self.records_json), key=lambda r: (r.case_index, r.replicate_index)
+            records_from_json(self.records_json if lines is None else lines),
+            key=lambda r: (r.case_index, r.replicate_index),
         )
         verified = self.verified
         derived = current_derived(
@@ -483,6 +484,28 @@ class _Snapshot:
     def verified(self) -> dict[str, dict[str, Any]]:
         """The latest verification outcome of each verified run, by run ID."""
         return verdicts(self.store.verifications())
+
+
+#: The start of a record's JSON: its run ID (record.HEADER_FIELDS).
+_RUN_ID_HEAD = re.compile(rb'\{"run_id":"([0-9a-f]*)"')
+
+
+def find_runs(store: Store, prefix: str) -> tuple[list[Run], int]:
+    """Return the runs of ``store`` whose ID starts with ``prefix``, and how many it holds.
+
+    The run whose ID is ``prefix`` comes alone. Only the matching records are parsed:
+    finding one run of a 100,000-run store takes a tenth of loading them all.
+    """
+    snapshot = _Snapshot(store)
+    found: dict[str, bytes] = {}
+    for line in snapshot.records_json:
+        head = _RUN_ID_HEAD.match(line)
+        rid = head.group(1).decode() if head else str(json.loads(line).get("run_id"))
+        if rid.startswith(prefix):
+            found[rid] = line
+    if prefix in found:
+        found = {prefix: found[prefix]}
+    return snapshot.runs(list(found.values())), len(snapshot.records_json)
 
 
 def verdicts(outcomes: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -608,3 +608,34 @@ def test_columns_pyarrow_would_type_otherwise_give_the_row_by_row_frame(
     pandas.testing.assert_frame_equal(
         frame, _row_by_row_frame(loaded, monkeypatch), check_exact=True
     )
+
+
+def test_find_runs_parses_only_the_runs_a_prefix_names(tmp_path):
+    from metalab.results import find_runs
+    from metalab.store import open_store
+
+    exp = metalab.Experiment(
+        name="find",
+        version="1",
+        context={},
+        operation=metalab.operation(name="find", version="1")(
+            lambda params, capture: capture.metric("y", params["x"])
+        ),
+        params=metalab.grid(x=list(range(40))),
+        seeds=metalab.seeds(base=1),
+    )
+    runs = list(metalab.run(exp, store=tmp_path / "s"))
+    store = open_store(tmp_path / "s", create=False)
+    target = runs[7]
+    found, count = find_runs(store, target.run_id[:12])
+    assert count == 40
+    assert [(run.run_id, run.metrics, run.params) for run in found] == [
+        (target.run_id, target.metrics, target.params)
+    ]
+    assert find_runs(store, target.run_id)[0][0].record == target.record
+    # A one-digit prefix names several runs; a prefix of no run, none.
+    first = target.run_id[0]
+    assert {run.run_id for run in find_runs(store, first)[0]} == {
+        run.run_id for run in runs if run.run_id.startswith(first)
+    }
+    assert find_runs(store, "zz") == ([], 40)
