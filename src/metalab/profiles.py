@@ -79,6 +79,13 @@ _TABLE = _Kind("a table", lambda v: isinstance(v, dict))
 _LINES = _Kind(
     "a list of strings", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v)
 )
+_GPUS = _Kind(
+    '"all" or a list of GPU numbers',
+    lambda v: (
+        v == "all"
+        or (isinstance(v, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in v))
+    ),
+)
 _SBATCH_VALUE = _Kind(
     "a string, whole number or boolean", lambda v: isinstance(v, str | int | bool)
 )
@@ -88,6 +95,7 @@ _PROFILE = {
     "executor": _STR,
     "store": _STR,
     "workers": _INT,
+    "gpus": _GPUS,
     "address": _STR,
     "slurm": _TABLE,
 }
@@ -95,7 +103,7 @@ _PROFILE = {
 _KIND_KEYS = {
     "serial": (),
     "thread": ("workers",),
-    "process": ("workers",),
+    "process": ("workers", "gpus"),
     "dask": ("workers", "address"),
     "slurm": ("slurm",),
 }
@@ -376,6 +384,8 @@ class _Reader:
             settings["max_workers" if kind in ("thread", "process") else "n_workers"] = table[
                 "workers"
             ]
+        if "gpus" in table:  # ProcessExecutor checks them against the machine when made
+            settings["gpus"] = table["gpus"]
         if "address" in table:
             settings["address"] = table["address"]
         if "slurm" in table:

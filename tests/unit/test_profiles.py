@@ -155,6 +155,11 @@ def test_an_unknown_key_names_the_file_its_line_and_the_allowed_keys(tmp_path):
             "got a number 1.5.",
         ),
         (
+            '[profiles.g]\nexecutor = "process"\ngpus = "0,1"\n',
+            'FILE:3: profiles.g.gpus: must be "all" or a list of GPU numbers, got a string '
+            "'0,1'.",
+        ),
+        (
             'store_root = ["a"]\n',
             "FILE:1: store_root: must be a string, got an array ['a'].",
         ),
@@ -267,6 +272,17 @@ def test_a_profile_value_the_executor_refuses_is_reported_with_the_profile(proje
     (project / "metalab.toml").write_text('[profiles.s]\nexecutor = "slurm"\nslurm.mem = "4 GB"\n')
     with pytest.raises(InvalidArgumentError, match=r"^profile 's' \(.*metalab.toml:1\): Slurm"):
         select_profile("s").make_executor()
+
+
+def test_a_process_profile_passes_its_gpus_to_the_executor(project):
+    (project / "metalab.toml").write_text(
+        '[profiles.g]\nexecutor = "process"\nworkers = 2\ngpus = [0, 1]\n'
+    )
+    profile = select_profile("g")
+    assert profile.settings == {"max_workers": 2, "gpus": [0, 1]}
+    # This machine has no GPU: the executor the profile makes says so, naming the profile.
+    with pytest.raises(InvalidArgumentError, match=r"^profile 'g' \(.*metalab.toml:1\): .*gpus"):
+        profile.make_executor()
 
 
 # ------------------------------------------------------------------------------ running
