@@ -77,6 +77,10 @@ _README = "README.md"
 _TABLES = (_RECORDS, _STEPS)
 # Folders of a store copied into a pack file by file (records/ and index/ become
 # records.parquet; the states indexes and run-ID indexes are caches).
+# pyarrow 26 aborts the process at exit ("terminate called without an active
+# exception", exit 134) in about one run of two after a threaded Parquet read; read on
+# the calling thread (members are small, and the read is not the cost of a load).
+_ONE_THREAD = {"use_threads": False}
 _FOLDERS = ("manifests", "experiment", "artifacts", "verifications", "derived")
 # Deflating these gains nothing: their content is compressed already.
 _COMPRESSED = {".png", ".jpg", ".jpeg", ".gif", ".webp", ".gz", ".bz2", ".xz", ".zst", ".zip"}
@@ -165,7 +169,7 @@ class PackStore(Store):
         self._manifest_bytes = self._read_manifest_bytes()
         records = self._pyarrow.BufferReader(self._member(_RECORDS))
         # Only what metalab reads: the JSON text columns are for other readers.
-        self._rows = self._parquet.read_table(records, columns=list(_READ_COLUMNS))
+        self._rows = self._parquet.read_table(records, columns=list(_READ_COLUMNS), **_ONE_THREAD)
 
     def __reduce__(self) -> tuple[type[PackStore], tuple[str]]:
         return (type(self), (str(self._path),))
@@ -445,7 +449,9 @@ class PackStore(Store):
         Every per-step series of every record in one table (the same values as the
         runs' per-step files), for analyses across runs.
         """
-        return self._parquet.read_table(self._pyarrow.BufferReader(self._member(_STEPS)))
+        return self._parquet.read_table(
+            self._pyarrow.BufferReader(self._member(_STEPS)), **_ONE_THREAD
+        )
 
 
 def pack_store(
