@@ -48,14 +48,18 @@ def make_data(seeds, n=256):
     return x[:n], y[:n], x[n:], y[n:]
 
 
-@metalab.operation(name="torch_training", version="1")
-def train(params, seeds, capture, runtime):
-    """Train the network with Adam at ``params["lr"]``; keep its loss curve and weights."""
+def fit(params, seeds, capture, device="cpu"):
+    """Train the network with Adam at ``params["lr"]`` on ``device``; return it.
+
+    Captures the loss curve (``train_loss`` per step) and the final ``val_loss``.
+    """
     import torch
 
     metalab.seed_everything(seeds, deterministic=True)  # the initial weights come from torch
-    model = make_model(params["hidden"])
-    x_train, y_train, x_val, y_val = make_data(seeds)
+    where = torch.device(device)
+    # Made on the CPU and then moved: the same initial weights on every device.
+    model = make_model(params["hidden"]).to(where)
+    x_train, y_train, x_val, y_val = (t.to(where) for t in make_data(seeds))
     optimiser = torch.optim.Adam(model.parameters(), lr=params["lr"])
     for step in range(params["steps"]):
         optimiser.zero_grad()
@@ -65,6 +69,15 @@ def train(params, seeds, capture, runtime):
         capture.metric("train_loss", loss.item(), step=step)
     with torch.no_grad():
         capture.metric("val_loss", torch.nn.functional.mse_loss(model(x_val), y_val).item())
+    return model
+
+
+@metalab.operation(name="torch_training", version="1")
+def train(params, seeds, capture, runtime):
+    """Train the network; keep its loss curve and weights."""
+    import torch
+
+    model = fit(params, seeds, capture)
     # Files left at the top of runtime.output_dir become the run's artifacts.
     torch.save(model.state_dict(), runtime.output_dir / "checkpoint.pt")
 

@@ -44,27 +44,14 @@ def make_experiment(device: str | None = None, steps: int = 200) -> metalab.Expe
     CPU) as ``checkpoint.pt`` and, as the text artifact ``device``, ``"cpu"`` or the
     model of the GPU it trained on.
     """
-    example = _load_example()
-    make_model, make_data = example.make_model, example.make_data
+    fit = _load_example().fit
 
     @metalab.operation(name="torch_devices", version="1")
     def train(params, seeds, capture, runtime):
         import torch
 
-        metalab.seed_everything(seeds, deterministic=True)
         where = torch.device(device or runtime.device)
-        # Made on the CPU and then moved: the same initial weights on every device.
-        model = make_model(params["hidden"]).to(where)
-        x_train, y_train, x_val, y_val = (t.to(where) for t in make_data(seeds))
-        optimiser = torch.optim.Adam(model.parameters(), lr=params["lr"])
-        for step in range(params["steps"]):
-            optimiser.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(x_train), y_train)
-            loss.backward()
-            optimiser.step()
-            capture.metric("train_loss", loss.item(), step=step)
-        with torch.no_grad():
-            capture.metric("val_loss", torch.nn.functional.mse_loss(model(x_val), y_val).item())
+        model = fit(params, seeds, capture, where)
         name = "cpu" if where.type == "cpu" else torch.cuda.get_device_name(where)
         capture.artifact("device", name)
         weights = {key: value.cpu() for key, value in model.state_dict().items()}
