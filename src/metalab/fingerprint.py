@@ -57,6 +57,7 @@ __all__ = [
     "canonical",
     "check_encodable",
     "fingerprint",
+    "flat_entry",
     "run_id",
     "run_id_function",
 ]
@@ -160,6 +161,21 @@ def fingerprint(value: Any, *, where: str = "value") -> str:
     '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945'
     """
     return hashlib.sha256(canonical(value, where=where)).hexdigest()
+
+
+def flat_entry(key: Any, value: Any) -> bytes | None:
+    """Return ``key: value`` as :func:`canonical` writes it in a flat dict, or None.
+
+    None when ``{key: value}`` is not flat (a ``$`` key, NaN, a list ...). The
+    canonical encoding of a flat dict is its entries in sorted key order, joined by
+    ``,`` inside braces: a source that makes many cases from a few values encodes
+    each value once (see :meth:`ParamCase.with_canonical`).
+
+    >>> flat_entry("lr", 0.1), flat_entry("lr", float("nan"))
+    (b'"lr":0.1', None)
+    """
+    single = {key: value}
+    return canonical(single)[1:-1] if _is_flat(single) else None
 
 
 def check_encodable(value: Any, *, where: str) -> None:

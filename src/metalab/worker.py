@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from metalab._signals import TimeLimit
-from metalab.capture import Capture, capture_output
+from metalab.capture import Capture, CapturedOutput, CaptureResult, capture_output
 from metalab.context import context_fingerprint
 from metalab.errors import MetalabError, RunTimeout, StoreFullError
 from metalab.experiment import Experiment
 from metalab.operation import Runtime
 from metalab.params import ParamCase
 from metalab.provenance import process_peak_memory, utc_now, utc_text
-from metalab.record import FAILED, SUCCESS, RecordEncoder, RunRecord
+from metalab.record import FAILED, NOTHING_RARE, SUCCESS, RecordEncoder, RunRecord
 from metalab.seeds import SeedBundle
 from metalab.store import Store
 
@@ -91,12 +91,12 @@ class RunChunk:
         watchdog = None
         if self.timeout is not None and os.getpid() != self._runner_pid:
             watchdog = _Watchdog(self, batch)
-        # Each run captures its own output inside this one: the stream proxies are then
-        # installed once per chunk rather than twice per run.
-        with capture_output():
+        # One output capture for the chunk, from which each run takes what it printed:
+        # entering one per run cost a trivial run more than the rest of its capture.
+        with capture_output() as printed:
             try:
                 for item in chunk:
-                    statuses.append((item[2], batch.add(self._run_one(worker, *item))))
+                    statuses.append((item[2], batch.add(self._run_one(worker, printed, *item))))
             finally:
                 if watchdog is not None:
                     watchdog.stop()
@@ -112,7 +112,13 @@ class RunChunk:
         return known
 
     def _run_one(
-        self, worker: str, case: ParamCase, replicate: int, rid: str, attempt: int
+        self,
+        worker: str,
+        printed: CapturedOutput,
+        case: ParamCase,
+        replicate: int,
+        rid: str,
+        attempt: int,
     ) -> _Finished:
         exp = self.exp
         bundle, seeds_json = self._replicate(replicate)
@@ -124,20 +130,19 @@ class RunChunk:
         if self.timeout is not None:
             self._current = ((case, replicate, rid, attempt), time.monotonic())
         try:
-            with capture_output() as printed:
-                try:
-                    with self._limit:
-                        exp.operation.invoke(
-                            params=case,
-                            seeds=bundle,
-                            capture=capture,
-                            context=exp.context,
-                            runtime=runtime,
-                        )
-                except StoreFullError:
-                    raise  # not the run's failure: the sweep stops, and resumes later
-                except (Exception, SystemExit, RunTimeout) as exc:  # the run's failure
-                    error = _describe(exc)
+            try:
+                with self._limit:
+                    exp.operation.invoke(
+                        params=case,
+                        seeds=bundle,
+                        capture=capture,
+                        context=exp.context,
+                        runtime=runtime,
+                    )
+            except StoreFullError:
+                raise  # not the run's failure: the sweep stops, and resumes later
+            except (Exception, SystemExit, RunTimeout) as exc:  # the run's failure
+                error = _describe(exc)
             if error is None and self._checks_context:
                 error = self._context_changed()
             if runtime is not None:
@@ -153,33 +158,59 @@ class RunChunk:
         finished_ns = time.time_ns()
         self._current = None
         result = capture.finish()
+        printed_texts = printed.take()
+        if error is None and not (
+            result.steps is not None
+            or result.log_lines
+            or printed_texts
+            or result.nonfinite_metrics
+            or result.artifacts
+        ):  # as in almost every run
+            status, rare = SUCCESS, NOTHING_RARE
+        else:
+            status, rare = self._rare(sink, result, printed_texts, error)
+        return (
+            rid,
+            status,
+            attempt,
+            case,
+            replicate,
+            seeds_json,
+            started_ns,
+            finished_ns,
+            duration,
+            result.metrics,
+            rare,
+        )
+
+    def _rare(
+        self,
+        sink: _ArtifactSink,
+        result: CaptureResult,
+        printed: dict[str, str],
+        error: dict[str, str] | None,
+    ) -> tuple[str, str]:
+        """Store a run's series, log and printed text; return its status and rare fields."""
         files: dict[str, str] = {}
-        printed_texts = printed.texts()
-        if result.steps is not None or result.log_lines or printed_texts:
-            try:
-                if result.steps is not None:
-                    files["steps"] = sink("_steps", "_steps.bin", result.steps, "steps").path
-                if result.log_lines:
-                    text = "\n".join(result.log_lines).encode()
-                    files["logs"] = sink("_log", "_run.log", text, "text").path
-                for stream, text in printed_texts.items():
-                    data = text.encode()
-                    files[stream] = sink(f"_{stream}", f"_{stream}.txt", data, "text").path
-            except MetalabError as exc:  # e.g. its artifact folder is a link out of the store
-                error = error or _describe(exc)
+        try:
+            if result.steps is not None:
+                files["steps"] = sink("_steps", "_steps.bin", result.steps, "steps").path
+            if result.log_lines:
+                text = "\n".join(result.log_lines).encode()
+                files["logs"] = sink("_log", "_run.log", text, "text").path
+            for stream, text in printed.items():
+                files[stream] = sink(f"_{stream}", f"_{stream}.txt", text.encode(), "text").path
+        except MetalabError as exc:  # e.g. its artifact folder is a link out of the store
+            error = error or _describe(exc)
         if error is not None and self.where:
             error = {**error, **self.where}
-        return (
-            (rid, SUCCESS if error is None else FAILED, attempt, case, replicate, seeds_json),
-            (started_ns, finished_ns, duration),
-            dict(
-                metrics=result.metrics,
-                nonfinite_metrics=result.nonfinite_metrics,
-                artifacts=result.artifacts,
-                error=error,
-                **files,
-            ),
+        rare = RecordEncoder.rare_json(
+            nonfinite_metrics=result.nonfinite_metrics,
+            artifacts=result.artifacts,
+            error=error,
+            **files,
         )
+        return (SUCCESS if error is None else FAILED), rare
 
     def _context_changed(self) -> dict[str, str] | None:
         """Fail the run if the operation changed the shared context, and restore it."""
@@ -275,10 +306,11 @@ _STUCK_EXIT = 70
 
 
 #: A run that has ended, before its record is encoded (what :class:`_RecordBatch` takes):
-#: (run ID, status, attempt, case, replicate index, the replicate's seeds as JSON),
-#: (start and end as ``time.time_ns()``, duration in seconds), and the other record
-#: fields as :meth:`RecordEncoder.encode` names them. A plain tuple: one a run.
-_Finished = tuple[tuple[str, str, int, ParamCase, int, str], tuple[int, int, float], dict[str, Any]]
+#: run ID, status, attempt, case, replicate index, the replicate's seeds as JSON, start
+#: and end as ``time.time_ns()``, duration in seconds, the final metrics, and the fields
+#: most runs leave empty as :meth:`RecordEncoder.rare_json` encodes them. One flat tuple
+#: a run, unpacked once when its record is encoded.
+_Finished = tuple[str, str, int, ParamCase, int, str, int, int, float, dict[str, Any], str]
 
 
 class _RecordBatch:
@@ -302,7 +334,7 @@ class _RecordBatch:
         self._encoder = encoder
         self._pending: list[_Finished] = []
         self._since = 0.0  # time.monotonic() when the first pending run was added
-        self._params = _ParamsJson()
+        self._case_json = _CaseJson()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -314,7 +346,7 @@ class _RecordBatch:
             self._raise_failure()
             pending = self._pending
             pending.append(finished)
-            if len(pending) >= _BATCH_RUNS or finished[1][2] >= _BATCH_SECONDS:
+            if len(pending) >= _BATCH_RUNS or finished[8] >= _BATCH_SECONDS:
                 self._write()
             elif len(pending) == 1:
                 self._since = time.monotonic()
@@ -323,7 +355,7 @@ class _RecordBatch:
                         target=self._flush_late, name="metalab-records", daemon=True
                     )
                     self._flusher.start()
-        return finished[0][1]
+        return finished[1]
 
     def close(self) -> None:
         """Write every record still waiting and stop the flusher."""
@@ -354,32 +386,43 @@ class _RecordBatch:
         """Encode and append every record taken since the last write (lock held)."""
         if not self._pending:
             return
-        encode, params_of = self._encoder.encode, self._params
+        line, case_json = self._encoder.line, self._case_json
         # The process's peak so far: within 30 ms of each run's end, and a peak that
         # only grows, so a later reading than the run's end differs little.
         peak_memory = process_peak_memory()
-        bodies = [
-            encode(
-                rid,
-                status,
-                attempt,
-                case.index,
-                replicate,
-                params_of(case),
-                seeds_json,
-                tags_json=RecordEncoder.json(list(case.tags)) if case.tags else "[]",
-                started_at=utc_text(started_ns),
-                finished_at=utc_text(finished_ns),
-                duration=duration,
-                peak_memory=peak_memory,
-                **fields,
+        bodies = []
+        for (
+            rid,
+            status,
+            attempt,
+            case,
+            replicate,
+            seeds_json,
+            started_ns,
+            finished_ns,
+            duration,
+            metrics,
+            rare,
+        ) in self._pending:
+            params_json, tags_json = case_json(case)
+            bodies.append(
+                line(
+                    rid,
+                    status,
+                    attempt,
+                    case.index,
+                    replicate,
+                    params_json,
+                    seeds_json,
+                    _dumps(metrics) if metrics else "{}",
+                    rare,
+                    utc_text(started_ns),
+                    utc_text(finished_ns),
+                    duration,
+                    peak_memory,
+                    tags_json,
+                )
             )
-            for (
-                (rid, status, attempt, case, replicate, seeds_json),
-                (started_ns, finished_ns, duration),
-                fields,
-            ) in self._pending
-        ]
         self._pending = []
         self._store.put_records_json(bodies)
 
@@ -390,19 +433,24 @@ _BATCH_RUNS = 64
 _BATCH_SECONDS = 0.02
 
 
-class _ParamsJson:
-    """A case's params as record JSON, encoded once for all its replicates."""
+class _CaseJson:
+    """A case's params and tags as record JSON, encoded once for all its replicates."""
 
     __slots__ = ("_case", "_json")
 
     def __init__(self) -> None:
         self._case: ParamCase | None = None
-        self._json = ""
+        self._json = ("", "")
 
-    def __call__(self, case: ParamCase) -> str:
+    def __call__(self, case: ParamCase) -> tuple[str, str]:
         if case is not self._case:
-            self._case, self._json = case, RecordEncoder.json(case.to_dict())
+            tags = _dumps(list(case.tags)) if case.tags else "[]"
+            self._case, self._json = case, (case.to_json(), tags)
         return self._json
+
+
+#: Compact JSON, as the record holds it.
+_dumps = RecordEncoder.json
 
 
 class _ArtifactSink:

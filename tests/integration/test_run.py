@@ -183,6 +183,32 @@ def test_capture_outputs_land_in_the_store(tmp_path):
     assert "done" in run.logs and "careful" in run.logs
 
 
+@pytest.mark.parametrize("executor", ["serial", "thread"])
+def test_each_run_keeps_only_what_it_printed(tmp_path, executor):
+    # The runs of a chunk share one output capture and take their text in turn.
+    @metalab.operation
+    def chatty(params):
+        x = params["x"]
+        if x % 3 == 0:
+            print(f"run {x}")
+        if x % 4 == 0:
+            print(f"warning {x}", file=sys.stderr)
+        if x == 5:
+            print("about to fail")
+            raise ValueError("five")
+
+    exp = metalab.Experiment(
+        "chatty", "1", {}, chatty, metalab.grid(x=list(range(12))), metalab.seeds(0)
+    )
+    runs = {
+        run.params["x"]: run for run in metalab.run(exp, store=tmp_path / "s", executor=executor)
+    }
+    for x, run in runs.items():
+        said = (f"run {x}\n" if x % 3 == 0 else "") + ("about to fail\n" if x == 5 else "")
+        assert (run.stdout, run.stderr) == (said, f"warning {x}\n" if x % 4 == 0 else "")
+    assert runs[5].status == "failed" and runs[4].status == "success"
+
+
 def test_worker_that_exits_is_recorded_failed_and_the_sweep_finishes(tmp_path):
     @metalab.operation
     def sometimes_exit(params, capture):

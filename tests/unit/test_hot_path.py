@@ -25,7 +25,7 @@ from metalab.errors import InvalidArgumentError
 from metalab.fingerprint import _DUMPS, _normalise, canonical
 from metalab.params import ParamCase
 from metalab.provenance import utc_now, utc_text
-from metalab.record import FAILED, SUCCESS, ArtifactRef, RecordEncoder, RunRecord
+from metalab.record import FAILED, NOTHING_RARE, SUCCESS, ArtifactRef, RecordEncoder, RunRecord
 from metalab.worker import _BATCH_RUNS, _BATCH_SECONDS, _Finished, _RecordBatch
 from strategies import json_values, param_dicts
 
@@ -157,7 +157,7 @@ class _Store:
 def _finished(index: int, duration: float = 1e-5) -> _Finished:
     case = ParamCase({"i": index}, index=index)
     now = time.time_ns()
-    return ((f"{index:032x}", SUCCESS, 1, case, 0, "{}"), (now, now, duration), {})
+    return (f"{index:032x}", SUCCESS, 1, case, 0, "{}", now, now, duration, {}, NOTHING_RARE)
 
 
 def _batch(store: Any) -> _RecordBatch:

@@ -265,6 +265,26 @@ def test_grid_getitem_equals_iterated_case_at_every_index(spec: dict[str, list])
 
 
 @PROPERTY
+@given(
+    spec=sts.grid_specs(
+        st.one_of(
+            sts.json_scalars,
+            st.floats(),  # NaN and infinities: not flat, so those grids take the slow path
+            st.text(alphabet='$é"\\x', max_size=3),
+        )
+    )
+)
+def test_grid_iteration_fingerprints_and_json_equal_the_general_encodings(
+    spec: dict[str, list],
+) -> None:
+    # Iteration joins each value's pre-encoded entry; indexing and fingerprint() encode.
+    for case in metalab.grid(**spec):
+        assert case.fingerprint == metalab.fingerprint(dict(case))
+        assert case.to_json() == json.dumps(dict(case), ensure_ascii=False, separators=(",", ":"))
+        assert pickle.loads(pickle.dumps(case)).fingerprint == case.fingerprint
+
+
+@PROPERTY
 @given(spec=sts.grid_specs())
 def test_grid_len_is_product_of_value_list_lengths(spec: dict[str, list]) -> None:
     source = metalab.grid(**spec)

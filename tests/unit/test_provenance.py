@@ -165,14 +165,15 @@ def test_git_not_installed_is_none(repo, monkeypatch, tmp_path):
 def test_odd_git_failure_is_reported_not_raised(repo, fake_git):
     fake_git('echo "fatal: something odd" >&2; exit 2')
     assert git_state(repo) == {
-        "error": "git rev-parse --show-toplevel failed (exit 2): fatal: something odd"
+        "error": "git status --porcelain=v2 --branch -z --untracked-files=normal failed "
+        "(exit 2): fatal: something odd"
     }
 
 
 def test_hanging_git_times_out_into_an_error(repo, fake_git, monkeypatch):
     monkeypatch.setattr(provenance_module, "_GIT_TIMEOUT_S", 0.2)
     fake_git(f"exec {shutil.which('sleep')} 5")  # PATH holds only the fake git
-    assert git_state(repo) == {"error": "git rev-parse took longer than 0.2 s"}
+    assert git_state(repo) == {"error": "git status took longer than 0.2 s"}
 
 
 def test_path_that_is_not_a_directory_raises(tmp_path):
@@ -254,6 +255,17 @@ def test_first_distribution_on_sys_path_wins(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path / "b"))
     monkeypatch.syspath_prepend(str(tmp_path / "a"))
     assert environment()["packages"]["dup"] == "1.0"
+
+
+def test_a_distribution_installed_after_a_first_look_is_seen(tmp_path, monkeypatch):
+    # The package list is kept between calls, and read again when sys.path changes.
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert "late-lib" not in environment()["packages"]
+    _fake_distribution(tmp_path, "late_lib-1.0.dist-info", "Name: late-lib\nVersion: 1.0\n")
+    assert environment()["packages"]["late-lib"] == "1.0"
+    for dist_info in tmp_path.iterdir():
+        shutil.rmtree(dist_info)
+    assert "late-lib" not in environment()["packages"]
 
 
 def test_environment_is_fast():

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import abc
 import copy
+import hashlib
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from metalab._json import compact_encoder
 from metalab._validate import check_index
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.fingerprint import fingerprint
@@ -32,6 +34,7 @@ _INT_BOUND = 1 << MAX_INT_BITS
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_to_json = compact_encoder(ensure_ascii=False)
 
 
 class ParamCase(Mapping[str, Any]):
@@ -46,7 +49,7 @@ class ParamCase(Mapping[str, Any]):
     (0.1, 3, ['batch', 'lr'])
     """
 
-    __slots__ = ("_fingerprint", "_params", "index", "tags")
+    __slots__ = ("_canonical", "_fingerprint", "_params", "index", "tags")
 
     _params: dict[str, Any]
     index: int
@@ -67,6 +70,33 @@ class ParamCase(Mapping[str, Any]):
         set_slot(self, "index", index)
         set_slot(self, "tags", tuple(tags))
         set_slot(self, "_fingerprint", None)
+        set_slot(self, "_canonical", None)
+
+    @classmethod
+    def with_canonical(
+        cls, params: dict[str, str | int | float | bool | None], index: int, canonical: bytes
+    ) -> ParamCase:
+        """Return the case of ``params`` whose canonical encoding is ``canonical``, untagged.
+
+        For sources that make many cases from a few plain values: ``params`` must be
+        a new dict of str, int, float, bool or None values with its keys in sorted
+        order, taken as it is, and ``canonical`` must equal
+        :func:`~metalab.fingerprint.canonical` of it (built from
+        :func:`~metalab.fingerprint.flat_entry`). A case costs a sweep's planning
+        then a join instead of an encoding (docs/performance.md).
+
+        >>> case = ParamCase.with_canonical({"x": 1}, 0, b'{"x":1}')
+        >>> case.fingerprint == ParamCase({"x": 1}).fingerprint
+        True
+        """
+        case = cls.__new__(cls)
+        set_slot = object.__setattr__
+        set_slot(case, "_params", params)
+        set_slot(case, "index", index)
+        set_slot(case, "tags", ())
+        set_slot(case, "_fingerprint", None)
+        set_slot(case, "_canonical", canonical)
+        return case
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"ParamCase is immutable; cannot set {name!r}.")
@@ -107,12 +137,33 @@ class ParamCase(Mapping[str, Any]):
     def fingerprint(self) -> str:
         """SHA-256 fingerprint of the params alone (index and tags excluded)."""
         if self._fingerprint is None:
-            object.__setattr__(self, "_fingerprint", fingerprint(self._params, where="params"))
+            known = self._canonical
+            object.__setattr__(
+                self,
+                "_fingerprint",
+                fingerprint(self._params, where="params")
+                if known is None
+                else hashlib.sha256(known).hexdigest(),
+            )
         return self._fingerprint
 
     def to_dict(self) -> dict[str, Any]:
         """Return a new plain dict of the params."""
         return dict(self._params)
+
+    def to_json(self) -> str:
+        """Return the params as compact JSON, keys in order, non-ASCII text as it is.
+
+        As a run's record holds them. A case made :meth:`with_canonical` gives its
+        canonical text, which is the same JSON unless it escaped non-ASCII text.
+
+        >>> ParamCase({"lr": 0.1, "name": "café"}).to_json()
+        '{"lr":0.1,"name":"café"}'
+        """
+        known = self._canonical
+        if known is not None and b"\\u" not in known:
+            return known.decode("ascii")
+        return _to_json(self._params)
 
 
 class ParamSource(abc.ABC):

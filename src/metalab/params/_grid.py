@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from metalab.errors import InvalidArgumentError, InvalidTypeError
+from metalab.fingerprint import flat_entry
 from metalab.params._base import ParamCase, ParamSource, plain_value
 
 __all__ = ["GridSource", "grid"]
@@ -52,8 +53,26 @@ class GridSource(ParamSource):
 
     def __iter__(self) -> Iterator[ParamCase]:
         keys = self._keys
-        for index, combo in enumerate(itertools.product(*self._values)):
-            yield ParamCase(dict(zip(keys, combo, strict=True)), index, ())
+        entries = self._flat_entries()
+        if entries is None:  # a list, dict or NaN somewhere: each case copies and encodes
+            for index, combo in enumerate(itertools.product(*self._values)):
+                yield ParamCase(dict(zip(keys, combo, strict=True)), index, ())
+            return
+        # Keys are sorted, so a case's canonical encoding is its entries joined in order.
+        combos = zip(itertools.product(*self._values), itertools.product(*entries), strict=True)
+        made, join = ParamCase.with_canonical, b",".join
+        for index, (combo, texts) in enumerate(combos):
+            yield made(dict(zip(keys, combo, strict=True)), index, b"{%s}" % join(texts))
+
+    def _flat_entries(self) -> list[list[bytes]] | None:
+        """Each value's canonical ``"key":value`` entry by key, or None if one is not flat."""
+        entries = []
+        for key, values in zip(self._keys, self._values, strict=True):
+            texts = [flat_entry(key, value) for value in values]
+            if None in texts:
+                return None
+            entries.append(texts)
+        return entries
 
     def __repr__(self) -> str:
         spec = ", ".join(
