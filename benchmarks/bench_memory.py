@@ -16,6 +16,7 @@ runs: a plain loop's memory does not grow with the number of runs.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -59,6 +60,8 @@ def measure(workdir: Path, runs: int, executor: str = "serial") -> list[Row]:
     floor = float(python(_PLAIN, str(HERE), str(template), str(workdir), str(plain_runs)).stdout)
     exp = pi_experiment(runs)
     store = workdir / f"memory-{executor}-{runs}"
+    # A store left by an earlier invocation would make this a resume, not a sweep.
+    shutil.rmtree(store, ignore_errors=True)
     samples: list[tuple[int, float]] = []  # (record bytes written, RSS in MB)
     stop = threading.Event()
 

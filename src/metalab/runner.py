@@ -211,14 +211,17 @@ def _prepare(
         # diff an earlier manifest (kept in manifests/) points to.
         name = f"git-{hashlib.sha256(data).hexdigest()[:16]}.diff"
         facts.setdefault("git", {})["diff_file"] = target.put_experiment_file(name, data)
+    # Overwrite runs everything again: the code history starts afresh with this code.
+    done = (
+        set() if overwrite else {rid for rid, (status, _) in previous.items() if status == SUCCESS}
+    )
+    earlier = None if overwrite else target.read_manifest()
     manifest = exp.manifest(provenance=facts)
-    manifest.update(replay_facts(exp, target.read_manifest(), facts["timestamp"]))
+    manifest.update(replay_facts(exp, earlier, facts["timestamp"], len(done)))
     target.write_manifest(manifest)
     if resume:
-        warn_code_drift(exp, target, manifest)
-    if not resume or overwrite:
-        return previous, set()
-    return previous, {rid for rid, (status, _) in previous.items() if status == SUCCESS}
+        warn_code_drift(exp, target, manifest, len(done))
+    return previous, done
 
 
 @contextmanager

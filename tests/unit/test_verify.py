@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import metalab
-from metalab import cli
+from metalab import FileStore, cli
 from metalab.errors import InvalidArgumentError
 from metalab.verify import (
     CodeDriftWarning,
@@ -136,13 +136,13 @@ def test_replay_facts_carry_the_code_history_over_a_change(tmp_path):
     two = load_experiment(
         "test", write_script(tmp_path, 'capture.metric("y", 0)', name="b.py"), "exp"
     )
-    first = replay_facts(one, None, "2026-01-01T00:00:00.000000Z")
-    again = replay_facts(one, first, "2026-01-02T00:00:00.000000Z")
+    first = replay_facts(one, None, "2026-01-01T00:00:00.000000Z", 0)
+    again = replay_facts(one, first, "2026-01-02T00:00:00.000000Z", 4)
     assert again["code_history"] == first["code_history"]  # unchanged code: no entry
-    changed = replay_facts(two, again, "2026-01-03T00:00:00.000000Z")
-    assert [e["code_sha256"] for e in changed["code_history"]] == [
-        one.operation.code_sha256,
-        two.operation.code_sha256,
+    changed = replay_facts(two, again, "2026-01-03T00:00:00.000000Z", 6)
+    assert [(e["code_sha256"], e["done_before"]) for e in changed["code_history"]] == [
+        (one.operation.code_sha256, 0),
+        (two.operation.code_sha256, 6),
     ]
     assert changed["entry_point"]["script"].endswith("b.py")
 
@@ -222,6 +222,64 @@ def test_resume_with_changed_code_warns_once_with_the_count_and_the_ways_out(tmp
         message = str(drift.message)
         assert "6 completed run(s)" in message
         assert "bump the experiment's version" in message and "metalab verify" in message
+
+
+def _drift_warnings(exp, store) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metalab.run(exp, store=store)
+    return [str(w.message) for w in caught if issubclass(w.category, CodeDriftWarning)]
+
+
+def test_drift_counts_the_runs_each_code_completed_without_reading_records(tmp_path, monkeypatch):
+    # A fails for x >= 2 (2 runs done), B completes the rest (4), then A again: the
+    # runs B made are counted from the code history, A's own never.
+    store = tmp_path / "store"
+    body_a = 'if params["x"] >= 2:\n    raise ValueError(params["x"])\ncapture.metric("y", 1)'
+    code_a = load_experiment("t", write_script(tmp_path, body_a, name="a.py"), "exp")
+    code_b = load_experiment(
+        "t", write_script(tmp_path, 'capture.metric("y", 2)', name="b.py"), "exp"
+    )
+    metalab.run(code_a, store=store)
+
+    def no_reading(self):
+        raise AssertionError("the drift check read the records")
+
+    monkeypatch.setattr(FileStore, "records", no_reading)
+    [to_b] = _drift_warnings(code_b, store)
+    hash_a, hash_b = code_a.operation.code_sha256[:12], code_b.operation.code_sha256[:12]
+    assert "2 completed run(s)" in to_b and f"(code hash {hash_a}; now {hash_b})" in to_b
+    for _ in range(2):  # warned on each resume, as long as B's runs are in the store
+        [back_to_a] = _drift_warnings(code_a, store)
+        assert "4 completed run(s)" in back_to_a
+        assert f"(code hash {hash_b}; now {hash_a})" in back_to_a
+
+
+def test_drift_in_a_store_whose_history_kept_no_counts_reads_the_records(tmp_path):
+    store = tmp_path / "store"
+    metalab.run(load_experiment("t", write_script(tmp_path, name="a.py"), "exp"), store=store)
+    opened = FileStore(store)
+    manifest = opened.read_manifest()
+    for entry in manifest["code_history"]:
+        del entry["done_before"]  # as written before the counts were kept
+    opened.write_manifest(manifest)
+    changed = load_experiment(
+        "t", write_script(tmp_path, 'capture.metric("y", 0)', name="b.py"), "exp"
+    )
+    [drift] = _drift_warnings(changed, store)
+    assert "6 completed run(s)" in drift
+
+
+def test_overwrite_starts_the_code_history_afresh(tmp_path):
+    store = tmp_path / "store"
+    metalab.run(load_experiment("t", write_script(tmp_path, name="a.py"), "exp"), store=store)
+    changed = load_experiment(
+        "t", write_script(tmp_path, 'capture.metric("y", 0)', name="b.py"), "exp"
+    )
+    metalab.run(changed, store=store, overwrite=True)  # every run made again by the new code
+    assert _drift_warnings(changed, store) == []
+    [entry] = FileStore(store).read_manifest()["code_history"]
+    assert (entry["code_sha256"], entry["done_before"]) == (changed.operation.code_sha256, 0)
 
 
 def test_a_comment_only_edit_gives_no_drift_warning(tmp_path):
