@@ -10,15 +10,13 @@ microseconds a run, best of 3. Not a ``run_all.py`` entry: it explains rows 2 an
 from __future__ import annotations
 
 import argparse
-import gc
 import shutil
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from _common import pi_100, plain_op_loop
+from _common import best_of, pi_100, plain_op_loop
 
 import metalab
 from metalab import runner
@@ -39,13 +37,7 @@ def _experiment(op: Callable[..., Any], runs: int) -> metalab.Experiment:
 
 
 def _best_us(runs: int, once: Callable[[], Any]) -> float:
-    best = float("inf")
-    for _ in range(3):
-        gc.collect()
-        start = time.perf_counter()
-        once()
-        best = min(best, time.perf_counter() - start)
-    return best / runs * 1e6
+    return best_of(3, once) / runs * 1e6
 
 
 class _NoIndex:

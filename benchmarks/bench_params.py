@@ -7,27 +7,19 @@ Run: python benchmarks/bench_params.py [--quick]; ``run_all.py`` runs it as one 
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import math
 import random
-import time
 from pathlib import Path
 
-from _common import Row
+from _common import Row, best_of
 
 import metalab
 
 
 def _rate(count: int, run) -> float:
     """Items per second of ``run()`` (which processes ``count`` items), best of 3."""
-    best = float("inf")
-    for _ in range(3):
-        gc.collect()
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return count / best
+    return count / best_of(3, run)
 
 
 def _drain(iterable) -> None:
