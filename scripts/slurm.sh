@@ -67,6 +67,18 @@ daemon_pid() { # daemon_pid NAME: the pid in $DIR/NAME.pid, if NAME still runs t
 
 alive() { daemon_pid "$1" >/dev/null; }
 
+started() { # started NAME: wait up to 5 s until the process started for NAME runs NAME
+  # Until it execs, the background process is still the forked shell (or setpriv), which
+  # alive would take for a daemon that died: on a busy machine the first check came first.
+  local pid comm
+  pid=$(cat "$DIR/$1.pid")
+  for _ in $(seq 1 50); do
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 0 # ended: alive will say so
+    [ "$comm" = "$1" ] && return 0
+    sleep 0.1
+  done
+}
+
 running() {
   alive slurmctld && alive slurmd && alive munged && sinfo -h >/dev/null 2>&1
 }
@@ -85,7 +97,8 @@ start_munged() {
     --pid-file="$DIR/munge/munged.pid" --log-file="$DIR/munge/munged.log" \
     --seed-file="$DIR/munge/munged.seed" </dev/null >"$DIR/log/munged.out" 2>&1 &
   echo $! >"$DIR/munged.pid"
-  for _ in $(seq 1 50); do
+  started munged
+  for _ in $(seq 1 150); do # returns as soon as the socket is there; a busy machine is slow
     [ -S "$MUNGE_SOCKET" ] && return
     alive munged || break
     sleep 0.1
@@ -143,6 +156,7 @@ start_daemon() { # start_daemon NAME: run NAME -D in the background, stdio to it
   # otherwise wait for the daemons to exit.
   "$1" -D </dev/null >"$DIR/log/$1.out" 2>&1 &
   echo $! >"$DIR/$1.pid"
+  started "$1"
 }
 
 start() {
