@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from services import unavailable
+
 # Stand-in modules that hide optional extras from subprocesses; never test modules.
 collect_ignore = ["shadow"]
 
@@ -25,8 +27,8 @@ _POSTGRES_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.s
 def postgres_dsn() -> Iterator[str]:
     """The DSN of a private PostgreSQL server, started by scripts/postgres.sh for the session.
 
-    Tests that use it are skipped only when the server cannot start on this machine
-    (no PostgreSQL 15 and no way to install it, or no `postgres` user).
+    When the server cannot start (no PostgreSQL 15 and no way to install it, or no
+    `postgres` user), the tests that use it fail in CI and are skipped elsewhere.
     """
     with _service(_POSTGRES_SCRIPT, "METALAB_PG_DIR", "PostgreSQL server") as dsn:
         yield dsn
@@ -36,20 +38,28 @@ def postgres_dsn() -> Iterator[str]:
 def _service(script: Path, folder_variable: str, what: str) -> Iterator[str]:
     """Start a service with ``script start`` in a folder of this session; stop it after.
 
-    Yields the last line the script printed. Skips the tests only when the script fails.
+    Yields the last line the script printed. A start that fails is tried once more;
+    then the tests fail or are skipped (:func:`services.unavailable`).
     """
     env = {**os.environ, folder_variable: f"/tmp/metalab-{script.stem}-test-{os.getpid()}"}
-    started = subprocess.run(
-        ["bash", str(script), "start"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+
+    def start() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(script), "start"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=600,
+            check=False,
+        )
+
+    started = start()
     try:
         if started.returncode != 0:
-            pytest.skip(
+            subprocess.run(["bash", str(script), "stop"], env=env, check=False)
+            started = start()
+        if started.returncode != 0:
+            unavailable(
                 f"no {what} could be started here (scripts/{script.name} start: "
                 f"{started.stderr.strip()[-500:]})"
             )
@@ -88,8 +98,8 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
     """A private one-node SLURM cluster, started by scripts/slurm.sh for the session.
 
     Sets SLURM_CONF in os.environ for the session, so sbatch, squeue and submitit reach
-    it. Tests that use it are skipped only when it cannot start on this machine (no
-    SLURM and no way to install it, not root, or daemons that refuse to start).
+    it. When it cannot start (no SLURM and no way to install it, not root, or daemons
+    that refuse to start), the tests that use it fail in CI and are skipped elsewhere.
     """
     with (
         _service(_SLURM_SCRIPT, "METALAB_SLURM_DIR", "SLURM cluster") as conf,

@@ -4,8 +4,9 @@ The browser is Debian's ``chromium`` (``scripts/chromium.sh`` installs it with a
 ``/usr/bin/chromium`` is missing), driven by Playwright's sync API; Playwright never
 downloads a browser of its own. Fixtures, for any test under ``tests/browser``:
 
-- ``chromium_path`` (session): the browser's path. The tests that use it are skipped,
-  with the script's message, only when Chromium is missing and cannot be installed.
+- ``chromium_path`` (session): the browser's path. When Chromium is missing and cannot
+  be installed, the tests that use it fail in CI and are skipped elsewhere, with the
+  script's message (``services.unavailable``).
 - ``browser`` (session): one launched ``playwright.sync_api.Browser``, headless, with
   background networking, component updates, sync and QUIC off, so the browser itself
   makes no request while a test runs.
@@ -39,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from services import unavailable
 
 _SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "chromium.sh"
 # Flags that keep Chromium from reaching the network on its own, and let it run as
@@ -102,7 +105,7 @@ def chromium_path() -> str:
         ["bash", str(_SCRIPT)], capture_output=True, text=True, timeout=900, check=False
     )
     if done.returncode != 0:
-        pytest.skip(
+        unavailable(
             f"Chromium is missing and could not be installed here (scripts/chromium.sh: "
             f"{done.stderr.strip()[-500:]})"
         )
