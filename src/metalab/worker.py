@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,10 +94,12 @@ class RunChunk:
             watchdog = _Watchdog(self, batch)
         # One output capture for the chunk, from which each run takes what it printed:
         # entering one per run cost a trivial run more than the rest of its capture.
+        call = self.exp.operation.caller()
         with capture_output() as printed:
             try:
                 for item in chunk:
-                    statuses.append((item[2], batch.add(self._run_one(worker, printed, *item))))
+                    finished = self._run_one(worker, printed, call, *item)
+                    statuses.append((item[2], batch.add(finished)))
             finally:
                 if watchdog is not None:
                     watchdog.stop()
@@ -115,6 +118,7 @@ class RunChunk:
         self,
         worker: str,
         printed: CapturedOutput,
+        call: Callable[..., Any],
         case: ParamCase,
         replicate: int,
         rid: str,
@@ -132,13 +136,7 @@ class RunChunk:
         try:
             try:
                 with self._limit:
-                    exp.operation.invoke(
-                        params=case,
-                        seeds=bundle,
-                        capture=capture,
-                        context=exp.context,
-                        runtime=runtime,
-                    )
+                    call(case, bundle, capture, exp.context, runtime)
             except StoreFullError:
                 raise  # not the run's failure: the sweep stops, and resumes later
             except (Exception, SystemExit, RunTimeout) as exc:  # the run's failure

@@ -100,3 +100,42 @@ def test_decorated_function_is_still_callable_directly():
         return params["x"] * 2
 
     assert double({"x": 4}) == 8
+
+
+def _seen(**given):
+    return given
+
+
+class _Model:
+    def step(self, capture, params):
+        return _seen(capture=capture, params=params)
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        lambda params, seeds, capture: _seen(params=params, seeds=seeds, capture=capture),
+        lambda capture, params: _seen(capture=capture, params=params),
+        lambda runtime: _seen(runtime=runtime),
+        lambda: _seen(),
+        lambda params, *, capture: _seen(params=params, capture=capture),
+        lambda params, verbose=False, capture=None: _seen(params=params, capture=capture),
+        lambda context, **rest: _seen(context=context, **rest),
+        _Model().step,
+    ],
+    ids=[
+        "first",
+        "reordered",
+        "one",
+        "none",
+        "keyword-only",
+        "default-between",
+        "var-kw",
+        "method",
+    ],
+)
+def test_caller_passes_what_invoke_passes(func):
+    # The runner calls through caller(): by position where it can, by keyword otherwise.
+    op = Operation(func, name="op")
+    available = dict(zip(ARGUMENTS, ["p", "s", "c", "ctx", "rt"], strict=True))
+    assert op.caller()(*available.values()) == op.invoke(**available)
