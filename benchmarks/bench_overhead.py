@@ -8,6 +8,7 @@ it and appends the same record as one ``<crc32> <json>`` line with ``os.write``.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -21,13 +22,15 @@ def measure(workdir: Path, runs: int) -> list[Row]:
     exp = pi_experiment(runs)
     # Repeated where short (sweeps into fresh stores); the best of each counts. The
     # floor is a difference of two plain loops, so those get one more try than sweeps.
-    repeats = 2 if runs <= 10_000 else 1
+    repeats = 3 if runs <= 10_000 else 1
     op = plain_op_loop(runs)
     plain = min(plain_append_loop(workdir, runs, template) for _ in range(repeats + 1))
     sweeps = []
     for attempt in range(repeats):
+        store = workdir / f"overhead-{runs}-{attempt}"
+        shutil.rmtree(store, ignore_errors=True)  # one kept by --workdir would be a resume
         start = time.perf_counter()
-        metalab.run(exp, store=workdir / f"overhead-{runs}-{attempt}")
+        metalab.run(exp, store=store)
         sweeps.append(time.perf_counter() - start)
     op = min(op, plain_op_loop(runs))
     sweep = min(sweeps)
