@@ -16,5 +16,9 @@ import pytest
 def unavailable(why: str) -> NoReturn:
     """Fail the test with ``why`` where services are required, else skip it."""
     if os.environ.get("METALAB_REQUIRE_SERVICES") == "1":
-        pytest.fail(why, pytrace=False)
+        pytest.fail(
+            f"{why}; on a machine where it cannot run, METALAB_REQUIRE_SERVICES=0 skips "
+            f"these tests",
+            pytrace=False,
+        )
     pytest.skip(why)
