@@ -74,6 +74,7 @@ def _metalab_modules() -> list[str]:
 # foundations listed here (a package's modules may also import each other).
 BASE = {
     "metalab.errors",
+    "metalab._nvidia",
     "metalab._json",
     "metalab._optional",
     "metalab._validate",
@@ -91,6 +92,7 @@ ALLOWED_IMPORTS = {
     "metalab.errors": set(),
     "metalab._version": set(),
     "metalab._json": set(),
+    "metalab._nvidia": set(),
     "metalab._signals": {"metalab.errors"},
     "metalab._optional": {"metalab.errors"},
     "metalab._validate": {"metalab.errors"},

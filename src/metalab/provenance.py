@@ -19,7 +19,6 @@ True
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import importlib.metadata
 import os
@@ -32,6 +31,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from metalab._nvidia import gpus as nvidia_gpus
 from metalab.errors import InvalidArgumentError
 
 __all__ = [
@@ -331,55 +331,9 @@ def _read_packages() -> dict[str, str]:
 
 
 def _gpus() -> list[dict[str, Any]] | None:
-    """Return a fresh copy of :func:`_nvidia_smi_gpus`, which callers may then change."""
-    found = _nvidia_smi_gpus()
+    """Return a fresh copy of :func:`metalab._nvidia.gpus`, which callers may then change."""
+    found = nvidia_gpus()
     return None if found is None else [dict(gpu) for gpu in found]
-
-
-@functools.cache
-def _nvidia_smi_gpus() -> list[dict[str, Any]] | None:
-    """Return the ``gpus`` facts of :func:`environment`, asking ``nvidia-smi`` once."""
-    try:
-        done = subprocess.run(
-            [
-                "nvidia-smi",
-                "--query-gpu=index,name,driver_version",
-                "--format=csv,noheader",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_NVIDIA_SMI_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if done.returncode != 0:
-        return None
-    return _guarded(lambda: _parse_gpu_query(done.stdout))
-
-
-def _parse_gpu_query(text: str) -> list[dict[str, Any]]:
-    """Read ``nvidia-smi --query-gpu=index,name,driver_version --format=csv,noheader``.
-
-    >>> _parse_gpu_query("0, NVIDIA H200, 570.86.15")
-    [{'index': 0, 'name': 'NVIDIA H200', 'driver_version': '570.86.15'}]
-    """
-    gpus = []
-    for line in text.splitlines():
-        if line.strip():
-            # The name is the middle field, so a comma in it cannot shift the others.
-            index, rest = line.split(",", 1)
-            name, driver = rest.rsplit(",", 1)
-            gpus.append(
-                {"index": int(index), "name": name.strip(), "driver_version": driver.strip()}
-            )
-    return gpus
-
-
-# nvidia-smi answers in well under a second, but can take seconds while the driver
-# loads on a machine without the persistence daemon.
-_NVIDIA_SMI_TIMEOUT_S = 20
 
 
 def _metalab_version() -> str | None:

@@ -17,10 +17,11 @@ import time
 import pytest
 
 from metalab import ProcessExecutor
+from metalab._nvidia import parse_gpu_query
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.executors._process import _parse_visible_devices, _visible_gpus, _worker_gpus
 from metalab.operation import Runtime
-from metalab.provenance import _parse_gpu_query, environment
+from metalab.provenance import environment
 
 needs_gpu = pytest.mark.skipif(
     not _visible_gpus(), reason="no NVIDIA GPU here: nvidia-smi is missing or lists none"
@@ -187,7 +188,7 @@ def test_unpinned_process_workers_compute_on_the_cpu():
 
 def test_gpu_query_is_read_with_commas_in_a_name():
     text = "0, NVIDIA H200, 570.86.15\n1, Tesla V100-SXM2-16GB, rev. B, 535.1\n\n"
-    assert _parse_gpu_query(text) == [
+    assert parse_gpu_query(text) == [
         {"index": 0, "name": "NVIDIA H200", "driver_version": "570.86.15"},
         {"index": 1, "name": "Tesla V100-SXM2-16GB, rev. B", "driver_version": "535.1"},
     ]

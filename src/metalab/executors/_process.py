@@ -11,7 +11,6 @@ from __future__ import annotations
 import operator
 import os
 import pickle
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from concurrent import futures
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from metalab._nvidia import gpus as nvidia_gpus
 from metalab._optional import require
 from metalab.errors import InvalidArgumentError, InvalidTypeError
 from metalab.executors._base import _pickled_function
@@ -191,11 +191,12 @@ def _worker_gpus(gpus: Sequence[str], max_workers: int) -> list[str]:
 def _visible_gpus() -> list[str]:
     """Return the NVIDIA GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` entries.
 
-    The GPUs ``nvidia-smi -L`` lists, numbered from 0 in its order, or, where
-    ``CUDA_VISIBLE_DEVICES`` is set, the entries of that list that name one of them
-    (see :func:`_parse_visible_devices`). Empty where ``nvidia-smi`` is missing or fails.
+    The GPUs ``nvidia-smi`` lists (``metalab._nvidia.gpus``), numbered from 0 in its
+    order, or, where ``CUDA_VISIBLE_DEVICES`` is set, the entries of that list that name
+    one of them (see :func:`_parse_visible_devices`). Empty where ``nvidia-smi`` is
+    missing or fails.
     """
-    return _parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), _nvidia_smi_count())
+    return _parse_visible_devices(os.environ.get("CUDA_VISIBLE_DEVICES"), len(nvidia_gpus() or []))
 
 
 def _parse_visible_devices(value: str | None, count: int) -> list[str]:
@@ -221,30 +222,6 @@ def _parse_visible_devices(value: str | None, count: int) -> list[str]:
             break
         shown.append(entry)
     return shown
-
-
-def _nvidia_smi_count() -> int:
-    """Return how many GPUs ``nvidia-smi -L`` lists; 0 where it is missing or fails."""
-    try:
-        done = subprocess.run(
-            ["nvidia-smi", "-L"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_NVIDIA_SMI_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return 0
-    if done.returncode != 0:
-        return 0
-    # MIG instances are listed indented under their GPU, so count top-level lines.
-    return sum(line.startswith("GPU ") for line in done.stdout.splitlines())
-
-
-# nvidia-smi answers in well under a second, but can take seconds while the driver
-# loads on a machine without the persistence daemon.
-_NVIDIA_SMI_TIMEOUT_S = 20
 
 
 def _chosen_gpus(gpus: object, context: BaseContext) -> list[str]:
