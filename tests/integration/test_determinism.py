@@ -160,13 +160,19 @@ exp = metalab.Experiment("figures", "1", {}, draw, params, metalab.seeds(3, 2))
 '''
 
 
-def test_verify_passes_on_a_sweep_that_captures_figures(tmp_path, monkeypatch):
+@pytest.fixture
+def figures_script(tmp_path, monkeypatch):
+    """VERIFY_SCRIPT, swept by `metalab run` into ./runs of tmp_path; its path."""
     pytest.importorskip("matplotlib", reason="figures need matplotlib (the plot extra)")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     script = tmp_path / "figures.py"
     script.write_text(VERIFY_SCRIPT)
     assert cli.main(["run", str(script), "--store", "runs", "--no-progress"]) == 0
+    return script
+
+
+def test_verify_passes_on_a_sweep_that_captures_figures(figures_script):
     stored = metalab.load_results("runs")
     assert {run.artifacts["curve"] for run in stored} == {"figure"}
     # The replays run in fresh worker processes: their figures must match byte for byte.
@@ -174,15 +180,9 @@ def test_verify_passes_on_a_sweep_that_captures_figures(tmp_path, monkeypatch):
     assert [run.outcome for run in outcome.runs] == [IDENTICAL] * 4
 
 
-def test_verify_catches_a_figure_that_changed(tmp_path, monkeypatch):
-    pytest.importorskip("matplotlib", reason="figures need matplotlib (the plot extra)")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    script = tmp_path / "figures.py"
-    script.write_text(VERIFY_SCRIPT)
-    assert cli.main(["run", str(script), "--store", "runs", "--no-progress"]) == 0
+def test_verify_catches_a_figure_that_changed(figures_script):
     # Only the figure changes (a thicker line); the metric stays the same.
-    script.write_text(VERIFY_SCRIPT.replace("plot(values)", "plot(values, linewidth=3)"))
+    figures_script.write_text(VERIFY_SCRIPT.replace("plot(values)", "plot(values, linewidth=3)"))
     outcome = verify("runs", sample="all", workers=2)
     assert {(run.outcome, run.reason) for run in outcome.runs} == {(DIFFERING, CHANGED)}
     assert all(run.detail.startswith("artifact 'curve'") for run in outcome.runs), outcome.runs
