@@ -57,6 +57,7 @@ __all__ = [
     "canonical",
     "check_encodable",
     "fingerprint",
+    "fingerprint_of_canonical",
     "flat_entry",
     "run_id",
     "run_id_function",
@@ -160,7 +161,16 @@ def fingerprint(value: Any, *, where: str = "value") -> str:
     >>> fingerprint([])
     '4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945'
     """
-    return hashlib.sha256(canonical(value, where=where)).hexdigest()
+    return fingerprint_of_canonical(canonical(value, where=where))
+
+
+def fingerprint_of_canonical(text: bytes) -> str:
+    """Return the fingerprint of the value whose :func:`canonical` encoding is ``text``.
+
+    >>> fingerprint_of_canonical(canonical([])) == fingerprint([])
+    True
+    """
+    return hashlib.sha256(text).hexdigest()
 
 
 def flat_entry(key: Any, value: Any) -> bytes | None:

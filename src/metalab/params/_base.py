@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import abc
 import copy
-import hashlib
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -22,7 +21,7 @@ from typing import Any, ClassVar
 from metalab._json import compact_encoder
 from metalab._validate import check_index
 from metalab.errors import InvalidArgumentError, InvalidTypeError
-from metalab.fingerprint import fingerprint
+from metalab.fingerprint import fingerprint, fingerprint_of_canonical
 
 __all__ = ["MAX_INT_BITS", "ParamCase", "ParamSource", "plain_value", "source_from_manifest"]
 
@@ -143,7 +142,7 @@ class ParamCase(Mapping[str, Any]):
                 "_fingerprint",
                 fingerprint(self._params, where="params")
                 if known is None
-                else hashlib.sha256(known).hexdigest(),
+                else fingerprint_of_canonical(known),
             )
         return self._fingerprint
 
